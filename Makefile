@@ -1,0 +1,33 @@
+# Two front doors for a fresh machine: `make run` (set up, make the demo data, run) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO ?= demo_data
+
+.PHONY: setup run test lint bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "LINOP needs Python 3.11 or newer (found " + sys.version.split()[0] + "): set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+run: setup
+	$(VENV)/bin/linop-data phantom mammo --out $(DEMO)/mammo --n 4 --seed 0
+	$(VENV)/bin/linop-data phantom cxr --out $(DEMO)/cxr --n 12 --seed 0
+	$(VENV)/bin/linop-data inspect $(DEMO)/mammo
+	$(VENV)/bin/linop-data inspect $(DEMO)/cxr
+
+# pytest exits 5 when it collected no test: that is a failure here, not a pass.
+test: setup
+	@QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) $(DEMO) .pytest_cache

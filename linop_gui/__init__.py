@@ -1,0 +1,1 @@
+"""LINOP Studio desktop application (PySide6 + pyqtgraph)."""

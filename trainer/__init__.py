@@ -1,0 +1,1 @@
+"""Training loop, distributed training, FID and downstream benchmarks."""
