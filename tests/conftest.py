@@ -1,0 +1,112 @@
+"""Shared, generic test fixtures: real DICOM samples and a small DICOM writer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+
+# Digital Mammography X-Ray Image Storage - For Presentation
+MAMMO_SOP_CLASS = UID("1.2.840.10008.5.1.4.1.1.1.2")
+
+
+def _testdata_file(name: str) -> str:
+    """A file from pydicom's bundled test data or the pydicom-data package (never downloaded)."""
+    pytest.importorskip("data_store", reason="pydicom-data (dev dependency) provides the real radiographs")
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed with pydicom / pydicom-data")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def testdata_file() -> Callable[[str], str]:
+    """Resolve a pydicom / pydicom-data test file by name, e.g. ``testdata_file("MR_small_RLE.dcm")``."""
+    return _testdata_file
+
+
+@pytest.fixture(scope="session")
+def rg1_path() -> str:
+    """Real PA chest radiograph (CR, MONOCHROME1, 1955x1841, 15 bits) from pydicom-data."""
+    return _testdata_file("RG1_UNCR.dcm")
+
+
+@pytest.fixture(scope="session")
+def rg1_j2k_path() -> str:
+    """The same chest radiograph as RG1_UNCR, JPEG 2000 lossless."""
+    return _testdata_file("RG1_J2KR.dcm")
+
+
+def make_dicom_dataset(
+    pixels: np.ndarray,
+    *,
+    photometric: str = "MONOCHROME2",
+    bits_stored: int | None = None,
+    **elements: Any,
+) -> FileDataset:
+    """A single-frame greyscale mammogram dataset (native Explicit VR Little Endian) around ``pixels``.
+
+    ``pixels`` is (H, W) uint8/uint16/int16; extra ``elements`` are DICOM keywords set on the dataset
+    (a value of None deletes the element, e.g. ``PixelSpacing=None``).
+    """
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = MAMMO_SOP_CLASS
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset("", Dataset(), file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = MAMMO_SOP_CLASS
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.Modality = "MG"
+    ds.Manufacturer = "LINOP test"
+    ds.ManufacturerModelName = "synthetic"
+    ds.PresentationIntentType = "FOR PRESENTATION"
+    ds.ImageLaterality = "L"
+    ds.ViewPosition = "CC"
+    ds.PixelSpacing = [0.1, 0.1]
+    array = np.ascontiguousarray(pixels)
+    bits = bits_stored if bits_stored is not None else array.dtype.itemsize * 8
+    ds.set_pixel_data(array, photometric_interpretation=photometric, bits_stored=bits)
+    for keyword, value in elements.items():
+        if value is None:
+            if keyword in ds:
+                delattr(ds, keyword)
+        else:
+            setattr(ds, keyword, value)
+    return ds
+
+
+@pytest.fixture
+def write_dicom(tmp_path: Path) -> Callable[..., Path]:
+    """Write a synthetic greyscale DICOM: ``write_dicom(pixels, name="x.dcm", photometric=..., **elements)``.
+
+    Pass ``dataset=`` to write a prepared dataset instead (e.g. a compressed one from ``dicom_dataset``).
+    """
+
+    def write(
+        pixels: np.ndarray | None = None,
+        name: str = "image.dcm",
+        *,
+        dataset: Dataset | None = None,
+        **kwargs: Any,
+    ) -> Path:
+        ds = dataset if dataset is not None else make_dicom_dataset(pixels, **kwargs)  # type: ignore[arg-type]
+        path = tmp_path / name
+        ds.save_as(path, enforce_file_format=True)
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def dicom_dataset() -> Callable[..., FileDataset]:
+    """The dataset builder behind ``write_dicom``, for tests that change the dataset before writing."""
+    return make_dicom_dataset
