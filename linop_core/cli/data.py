@@ -48,7 +48,7 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from linop_core.inspect import format_inspection, inspect_path
 
-    report = inspect_path(Path(args.path))
+    report = inspect_path(Path(args.path), strict=args.strict)
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=False))
     else:
@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     ins = sub.add_parser("inspect", help="summarise a DICOM file or a VinDr dataset root")
     ins.add_argument("path", help="a DICOM file, a VinDr-Mammo root or a VinDr-CXR root")
     ins.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    ins.add_argument("--strict", action="store_true", help="a malformed CSV row is fatal instead of skipped")
     ins.set_defaults(func=_cmd_inspect)
     return parser
 
