@@ -95,6 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LinopError as exc:
         print(f"linop-data: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
