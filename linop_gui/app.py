@@ -1,0 +1,184 @@
+"""``linop-gui``: the desktop app's entry point.
+
+    linop-gui [PATH] [--model CKPT] [--device DEV] [--demo] [--screenshot FILE.png] [--theme dark|light]
+
+PATH is a VinDr-Mammo / VinDr-CXR root, a folder of DICOM files or one DICOM file. ``--demo`` writes small
+phantom datasets of both modalities once into the cache (``$XDG_CACHE_HOME/linop/demo``, else
+``~/.cache/linop/demo``) and opens the mammography one with the bundled demo model when there is one.
+``--screenshot`` renders the main window once the first image is shown, writes the PNG and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from linop_core.errors import LinopError
+
+DEMO_MAMMO = {"n": 3, "seed": 0}
+DEMO_CXR = {"n": 8, "seed": 0}
+_COMPLETE_MARKER = ".linop-demo-complete"
+SCREENSHOT_TIMEOUT_MS = 60_000
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="linop-gui",
+        description="LINOP Studio: browse mammograms and chest X-rays, draw lesion boxes, preview and review "
+        "MAT in/out-painting.",
+    )
+    parser.add_argument("path", nargs="?", help="VinDr-Mammo or VinDr-CXR root, folder of DICOM files, or a file")
+    parser.add_argument("--model", metavar="CKPT", help="LINOP generator checkpoint (.pt) used for previews")
+    parser.add_argument("--device", metavar="DEV", help="torch device for generation: auto, cpu, cuda, cuda:1, mps")
+    parser.add_argument("--demo", action="store_true",
+                        help="open small phantom datasets (generated once into the cache) with the demo model")
+    parser.add_argument("--screenshot", metavar="FILE.png",
+                        help="render the main window after loading, save it as PNG and exit")
+    parser.add_argument("--theme", choices=("dark", "light"), help="colour theme (default: the saved one)")
+    return parser
+
+
+def cache_dir() -> Path:
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "linop"
+
+
+def ensure_demo_datasets(
+    base: Path | None = None, progress: Callable[[str, int, int], None] | None = None
+) -> dict[str, Path]:
+    """Phantom VinDr-Mammo and VinDr-CXR datasets under ``<cache>/demo``, generated when absent or incomplete.
+
+    Returns ``{"mammo": root, "cxr": root}``. A marker file written last tells a complete dataset from one
+    interrupted half-way, which is regenerated.
+    """
+    from linop_core.phantom import make_cxr_dataset, make_mammo_dataset
+
+    base = base or cache_dir() / "demo"
+    out: dict[str, Path] = {}
+    for name, make, params in (("mammo", make_mammo_dataset, DEMO_MAMMO), ("cxr", make_cxr_dataset, DEMO_CXR)):
+        root = base / name
+        marker = root / _COMPLETE_MARKER
+        if not marker.is_file():
+            if root.exists():
+                import shutil
+
+                shutil.rmtree(root)
+            report = (lambda done, total, n=name: progress(n, done, total)) if progress else None
+            make(root, n=params["n"], seed=params["seed"], size="small", progress=report)
+            marker.write_text(f"n={params['n']} seed={params['seed']} size=small\n", encoding="utf-8")
+        out[name] = root
+    return out
+
+
+def find_demo_model() -> Path | None:
+    """The bundled demo checkpoint in ``resources/models`` (a ``*.pt`` file, ``demo`` in the name preferred)."""
+    from linop_gui.theme import resources_dir
+
+    folder = resources_dir() / "models"
+    if not folder.is_dir():
+        return None
+    candidates = sorted(folder.glob("*.pt"))
+    preferred = [p for p in candidates if "demo" in p.name.lower()]
+    chosen = (preferred or candidates)[:1]
+    return chosen[0] if chosen else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(list(argv) if argv is not None else None)
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QProgressDialog
+
+    from linop_gui.main_window import MainWindow
+    from linop_gui.settings import APPLICATION, ORGANIZATION, Settings
+    from linop_gui.theme import app_icon, apply_theme
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    assert isinstance(app, QApplication)
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName(APPLICATION)
+    app.setWindowIcon(app_icon())
+    settings = Settings()
+    theme = args.theme or settings.theme
+    apply_theme(app, theme)
+    if args.theme:
+        settings.theme = args.theme
+
+    model = args.model
+    path = args.path
+    demo: dict[str, Path] = {}
+    if args.demo:
+        dialog = QProgressDialog("Writing phantom demo datasets…", "", 0, 100)
+        dialog.setCancelButton(None)
+        dialog.setMinimumDuration(500)
+
+        def report(name: str, done: int, total: int) -> None:
+            dialog.setLabelText(f"Writing the phantom {name} demo dataset ({done}/{total})…")
+            dialog.setValue(int(100 * done / max(total, 1)))
+            app.processEvents()
+
+        try:
+            demo = ensure_demo_datasets(progress=report)
+        except (LinopError, OSError) as exc:
+            print(f"linop-gui: cannot write the demo datasets: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            dialog.close()
+        path = path or str(demo["mammo"])
+        if model is None:
+            found = find_demo_model()
+            model = str(found) if found else None
+
+    if model is not None and not Path(model).is_file():
+        print(f"linop-gui: {model}: checkpoint not found; check the --model path", file=sys.stderr)
+        return 2
+
+    window = MainWindow(settings, model_path=model, device=args.device)
+    base = cache_dir() / "demo"
+    labels = {"mammo": "Phantom VinDr-Mammo", "cxr": "Phantom VinDr-CXR"}
+    window.set_demo_datasets(
+        {labels[k]: base / k for k in labels},
+        lambda: {labels[k]: root for k, root in ensure_demo_datasets(base).items()},
+    )
+    window.show()
+
+    status = {"code": 0, "shot": False}
+    if args.screenshot:
+        target = Path(args.screenshot)
+
+        def shoot() -> None:
+            if status["shot"]:
+                return
+            status["shot"] = True
+            app.processEvents()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not window.grab().save(str(target), "PNG"):
+                print(f"linop-gui: cannot write the screenshot {target}", file=sys.stderr)
+                status["code"] = 1
+            window.close()
+            app.quit()
+
+        def fail(message: str) -> None:
+            print(f"linop-gui: {message}", file=sys.stderr)
+            status["code"] = 1
+            shoot()
+
+        # Let thumbnails and overlays settle after the first image is on screen.
+        window.image_changed.connect(lambda *_: QTimer.singleShot(1500, shoot))
+        window.open_failed.connect(fail)
+        QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, lambda: fail("timed out waiting for the first image"))
+        if path is None:
+            QTimer.singleShot(500, shoot)
+
+    if path is not None:
+        window.open_path(path)
+    app.exec()
+    return status["code"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

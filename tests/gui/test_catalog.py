@@ -1,0 +1,71 @@
+"""The catalog behind the browser: VinDr roots, plain folders with bad files, filters, hanging slots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from linop_core.errors import DataError
+from linop_gui.catalog import HANGING_SLOTS, Catalog, Filters
+
+
+def test_vindr_mammo_root_lists_every_image_in_hanging_order(mammo_root: Path) -> None:
+    catalog = Catalog.open(mammo_root)
+    assert catalog.kind == "mammo" and len(catalog) == 8
+    assert all(e.ok for e in catalog.entries)
+    first_study = [e for e in catalog.entries if e.study_id == catalog.entries[0].study_id]
+    assert [(e.laterality, e.view) for e in first_study] == list(HANGING_SLOTS)
+    assert catalog.choices("split") == ["test", "training"]
+    assert "Mass" in catalog.choices("category")
+
+
+def test_filters_combine_and_match_only_what_they_say(mammo_root: Path) -> None:
+    catalog = Catalog.open(mammo_root)
+    masses = catalog.filtered(Filters(category="Mass"))
+    assert masses and all("Mass" in e.categories for e in masses)
+    assert all(e.findings for e in masses)
+    left_mlo = catalog.filtered(Filters(laterality="L", view="MLO"))
+    assert len(left_mlo) == 2 and all((e.laterality, e.view) == ("L", "MLO") for e in left_mlo)
+    test_split = catalog.filtered(Filters(split="test"))
+    assert len(test_split) == 4 and all(e.split == "test" for e in test_split)
+    study = catalog.entries[5].study_id
+    assert {e.study_id for e in catalog.filtered(Filters(text=study[:6].upper()))} == {study}
+    assert catalog.filtered(Filters(split="test", breast_birads="BI-RADS 0")) == []
+
+
+def test_hanging_slots_hold_the_four_views_of_the_study(mammo_root: Path) -> None:
+    catalog = Catalog.open(mammo_root)
+    entry = catalog.entries[2]
+    slots = catalog.hanging(entry)
+    assert set(slots) == set(HANGING_SLOTS)
+    for (lat, view), e in slots.items():
+        assert e is not None and (e.laterality, e.view, e.study_id) == (lat, view, entry.study_id)
+    assert catalog.has_hanging(entry)
+
+
+def test_folder_with_bad_files_lists_them_as_errors_and_keeps_the_rest(dicom_folder: Path) -> None:
+    catalog = Catalog.open(dicom_folder)
+    assert catalog.kind == "folder" and len(catalog) == 4
+    good = [e for e in catalog.entries if e.ok]
+    bad = {e.path.name: e.error for e in catalog.entries if not e.ok}
+    # Only headers are read while listing: a file cut inside its pixel data lists fine and fails on display.
+    assert sorted(e.path.name for e in good) == ["good0.dcm", "good1.dcm", "truncated.dcm"]
+    assert set(bad) == {"notes.dcm"}
+    assert all(name in message and "\n" not in message for name, message in bad.items())
+    assert len(catalog.problems) == 1
+    assert catalog.entries[-1].ok is False  # errors sort last
+    assert Filters(show_errors=False).matches(catalog.entries[-1]) is False
+
+
+def test_single_file_opens_its_folder_and_remembers_the_file(dicom_folder: Path) -> None:
+    catalog = Catalog.open(dicom_folder / "good1.dcm")
+    assert catalog.initial_path == (dicom_folder / "good1.dcm").resolve()
+    assert catalog.find_path(dicom_folder / "good1.dcm") is not None
+
+
+def test_nothing_to_open_raises_data_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no DICOM files"):
+        Catalog.open(tmp_path)
+    with pytest.raises(DataError, match="does not exist"):
+        Catalog.open(tmp_path / "missing")
