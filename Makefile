@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO ?= demo_data
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run demo-data test lint clean
 
 setup: $(VENV)/.installed
 
@@ -15,7 +15,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@touch $@
 
+# The app on the phantom demo datasets (made once, cached under ~/.cache/linop/demo).
 run: setup
+	$(VENV)/bin/linop-gui --demo
+
+# Without a screen: write the demo datasets and print what is in them.
+demo-data: setup
 	$(VENV)/bin/linop-data phantom mammo --out $(DEMO)/mammo --n 4 --seed 0
 	$(VENV)/bin/linop-data phantom cxr --out $(DEMO)/cxr --n 12 --seed 0
 	$(VENV)/bin/linop-data inspect $(DEMO)/mammo

@@ -70,6 +70,33 @@ class CandidateEntry:
     realism_score: int | None = None  # 1-5, optional
     reviewer: str | None = None
     reviewed_utc: str | None = None
+    # Everything else the synthesis recorded (see :func:`candidate_provenance`), so an exporter can rebuild
+    # the full ``linop_core.synthesis.Candidate``; empty for candidates stored without it.
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+def candidate_provenance(candidate: Any) -> dict[str, Any]:
+    """The JSON-able provenance of a ``linop_core.synthesis.Candidate`` (all fields but the pixel arrays and
+    those :class:`CandidateEntry` holds itself)."""
+    window = candidate.window
+    return {
+        "task": str(candidate.task),
+        "boxes": [[float(v) for v in box] for box in candidate.boxes],
+        "box_labels": [str(v) for v in candidate.box_labels],
+        "global_labels": [str(v) for v in candidate.global_labels],
+        "crop_origin": [int(v) for v in candidate.crop_origin],
+        "crop_size": [int(v) for v in candidate.crop_size],
+        "scale": float(candidate.scale),
+        "feather_px": float(candidate.feather_px),
+        "window": {"center": float(window.center), "width": float(window.width), "explanation": window.explanation},
+        "window_function": str(candidate.window_function),
+        "seed_used": bool(candidate.seed_used),
+        "hole_kind": str(candidate.hole_kind),
+        "margin_px": float(candidate.margin_px),
+        "model_size": [int(v) for v in candidate.model_size],
+        "source_id": candidate.source_id,
+        "engine_settings": json.loads(json.dumps(candidate.engine_settings, default=str)),
+    }
 
 
 class ReviewSession:
@@ -193,20 +220,88 @@ class ReviewSession:
         checkpoint_sha256: str | None = None,
     ) -> CandidateEntry:
         """Stores a new candidate's pixels, then records it (the pixels are on disk before the entry)."""
+        entry = self.store_candidate(
+            image_id=image_id, box_index=box_index, seed=seed, engine=engine, pixels=pixels, generated=generated,
+            model_name=model_name, checkpoint_sha256=checkpoint_sha256,
+        )
+        self.record_candidates([entry])
+        return entry
+
+    def store_candidate(
+        self,
+        *,
+        image_id: str,
+        box_index: int,
+        seed: int,
+        engine: str,
+        pixels: np.ndarray,
+        generated: np.ndarray,
+        model_name: str | None = None,
+        checkpoint_sha256: str | None = None,
+        provenance: dict[str, Any] | None = None,
+    ) -> CandidateEntry:
+        """Writes a new candidate's pixels and returns its entry *without* recording it.
+
+        Touches only a new file, never the session's state, so a worker thread may call it (compressing a
+        full-field image takes a while); the GUI thread then records the entries with
+        :meth:`record_candidates`. A candidate whose entry is never recorded leaves an orphan file only.
+        """
         entry = CandidateEntry(
             candidate_id=uuid.uuid4().hex,
             image_id=image_id,
             box_index=box_index,
-            seed=seed,
+            seed=int(seed),
             engine=engine,
             model_name=model_name,
             checkpoint_sha256=checkpoint_sha256,
             created_utc=_now(),
+            provenance=dict(provenance or {}),
         )
         _atomic_savez(self.candidate_file(entry.candidate_id), image=pixels, generated=generated)
-        self.candidates[entry.candidate_id] = entry
-        self.save()
         return entry
+
+    def record_candidates(self, entries: list[CandidateEntry]) -> None:
+        """Records entries made by :meth:`store_candidate` (their pixels are already on disk); one save."""
+        for entry in entries:
+            self.candidates[entry.candidate_id] = entry
+        self.save()
+
+    def record_batch(self, annotations: dict[str, ImageAnnotation], entries: list[CandidateEntry]) -> None:
+        """Replaces the annotations of several images and records entries, with one save and no undo step
+        (a batch run's boxes are not an edit to undo box by box)."""
+        for image_id, annotation in annotations.items():
+            self.annotations[image_id] = copy.deepcopy(annotation)
+        self.record_candidates(entries)
+
+    def rebuild_candidate(self, candidate_id: str, entry: CandidateEntry | None = None) -> Any:
+        """The stored candidate as a ``linop_core.synthesis.Candidate`` (for the SynthSet writer).
+
+        ``entry`` (a snapshot taken in the GUI thread) lets a worker thread rebuild without reading the
+        session's state. Raises DataError for a candidate stored without provenance.
+        """
+        from linop_core.dicom import VoiWindow
+        from linop_core.synthesis import Candidate
+
+        entry = entry if entry is not None else self.candidates[candidate_id]
+        p = entry.provenance
+        if not p:
+            raise DataError(self.candidate_file(candidate_id),
+                            "candidate was stored without its synthesis provenance; generate it again to export it")
+        image, generated = self.candidate_pixels(candidate_id)
+        window = p["window"]
+        return Candidate(
+            task=p["task"], image=image, generated=generated.astype(np.float32, copy=False),
+            boxes=tuple(tuple(float(v) for v in box) for box in p["boxes"]),
+            box_labels=tuple(p["box_labels"]), global_labels=tuple(p["global_labels"]), seed=entry.seed,
+            crop_origin=tuple(p["crop_origin"]), crop_size=tuple(p["crop_size"]), scale=float(p["scale"]),
+            feather_px=float(p["feather_px"]),
+            window=VoiWindow(float(window["center"]), float(window["width"]), window.get("explanation")),
+            window_function=p["window_function"], engine=entry.engine, model_name=entry.model_name,
+            checkpoint_sha256=entry.checkpoint_sha256, seed_used=bool(p.get("seed_used", True)),
+            hole_kind=p.get("hole_kind", ""), margin_px=float(p.get("margin_px", 0.0)),
+            model_size=tuple(p.get("model_size", (0, 0))), source_id=p.get("source_id"),
+            engine_settings=dict(p.get("engine_settings", {})),
+        )
 
     def candidate_file(self, candidate_id: str) -> Path:
         return self.folder / "candidates" / f"{candidate_id}.npz"

@@ -311,11 +311,6 @@ def next_unit(out: Path) -> int:
         return int(units.max()) + 1 if len(units) else 0
 
 
-# linop_gui.export_dialog calls these by their first names
-_build_job = build_job
-_next_unit = next_unit
-
-
 def _cmd_merge(args: argparse.Namespace) -> int:
     from linop_core.synthset import merge_sets
 

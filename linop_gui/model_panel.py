@@ -1,0 +1,189 @@
+"""Model and device choice: a checkpoint (ours or an imported official one) or the biharmonic baseline, and
+CUDA / MPS / CPU. The choice is remembered in QSettings; ``--model`` / ``--device`` override it.
+
+Which engine starts (:func:`initial_engine_spec`): ``--model``, else the last choice saved in the settings,
+else the bundled demo model in ``resources/models``, else the biharmonic baseline (the status bar says so).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from linop_gui.worker import EngineInfo, EngineSpec, WorkerError
+
+KEY_ENGINE = "model/engine"  # "mat" | "biharmonic"
+KEY_CHECKPOINT = "model/checkpoint"
+KEY_DEVICE = "model/device"
+
+
+def available_devices() -> list[tuple[str, str, bool]]:
+    """``(device name, label, available)`` for the device menu: auto, CPU, each CUDA GPU, MPS."""
+    import torch
+
+    devices: list[tuple[str, str, bool]] = [("auto", "Auto (best available)", True), ("cpu", "CPU", True)]
+    cuda_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if cuda_count:
+        for i in range(cuda_count):
+            devices.append((f"cuda:{i}", f"CUDA {i}: {torch.cuda.get_device_name(i)}", True))
+    else:
+        devices.append(("cuda", "CUDA (no GPU visible)", False))
+    mps = bool(torch.backends.mps.is_available())
+    devices.append(("mps", "Apple MPS" if mps else "Apple MPS (not available)", mps))
+    return devices
+
+
+def find_bundled_model() -> Path | None:
+    """The bundled demo checkpoint, if one is installed."""
+    from linop_gui.app import find_demo_model
+
+    return find_demo_model()
+
+
+def initial_engine_spec(cli_model: str | None, cli_device: str | None, settings: QSettings) -> EngineSpec:
+    """The engine to start with (see the module docstring)."""
+    device = cli_device or _text(settings.value(KEY_DEVICE)) or None
+    if device == "auto":
+        device = None
+    if cli_model:
+        return EngineSpec(checkpoint=str(cli_model), device=device, note="from --model")
+    engine = _text(settings.value(KEY_ENGINE))
+    saved = _text(settings.value(KEY_CHECKPOINT))
+    if engine == "biharmonic":
+        return EngineSpec(checkpoint=None, device=device, note="chosen in the Model panel")
+    if engine == "mat" and saved and Path(saved).is_file():
+        return EngineSpec(checkpoint=saved, device=device, note="last used")
+    bundled = find_bundled_model()
+    if bundled is not None:
+        return EngineSpec(checkpoint=str(bundled), device=device, note="bundled demo model")
+    return EngineSpec(checkpoint=None, device=device,
+                      note="no model given or bundled: using the biharmonic baseline (choose a checkpoint to use MAT)")
+
+
+def save_choice(settings: QSettings, spec: EngineSpec) -> None:
+    settings.setValue(KEY_ENGINE, "mat" if spec.checkpoint else "biharmonic")
+    if spec.checkpoint:
+        settings.setValue(KEY_CHECKPOINT, spec.checkpoint)
+    settings.setValue(KEY_DEVICE, spec.device or "auto")
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value).strip()
+
+
+class ModelPanel(QWidget):
+    """Engine, checkpoint and device pickers plus what is loaded now; emits ``load_requested`` on Apply."""
+
+    load_requested = Signal(object)  # EngineSpec
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.mat_radio = QRadioButton("MAT checkpoint", self)
+        self.biharmonic_radio = QRadioButton("Biharmonic baseline (no model)", self)
+        self.mat_radio.setChecked(True)
+        self.path_edit = QLineEdit(self)
+        self.path_edit.setPlaceholderText("LINOP or imported official MAT checkpoint (.pt)")
+        self.browse_button = QToolButton(self)
+        self.browse_button.setText("…")
+        self.browse_button.setToolTip("Choose a checkpoint file")
+        self.browse_button.clicked.connect(self.browse)
+        self.device_combo = QComboBox(self)
+        for name, label, ok in available_devices():
+            self.device_combo.addItem(label, name)
+            index = self.device_combo.count() - 1
+            if not ok:
+                item = self.device_combo.model().item(index)  # type: ignore[attr-defined]
+                item.setEnabled(False)
+        self.apply_button = QPushButton("Load", self)
+        self.apply_button.setToolTip("Load this engine in the model thread (the current one stays until it works)")
+        self.apply_button.clicked.connect(self._apply)
+        self.info_label = QLabel("No engine loaded yet", self)
+        self.info_label.setWordWrap(True)
+        self.mat_radio.toggled.connect(self._sync_enabled)
+
+        path_row = QHBoxLayout()
+        path_row.addWidget(self.path_edit, 1)
+        path_row.addWidget(self.browse_button)
+        form = QFormLayout()
+        form.addRow(self.mat_radio)
+        form.addRow(path_row)
+        form.addRow(self.biharmonic_radio)
+        form.addRow("Device:", self.device_combo)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(form)
+        button_row = QHBoxLayout()
+        button_row.addStretch(1)
+        button_row.addWidget(self.apply_button)
+        layout.addLayout(button_row)
+        layout.addWidget(self.info_label)
+        self._sync_enabled()
+
+    def show_spec(self, spec: EngineSpec) -> None:
+        """Reflects ``spec`` in the pickers (without loading anything)."""
+        (self.mat_radio if spec.checkpoint else self.biharmonic_radio).setChecked(True)
+        if spec.checkpoint:
+            self.path_edit.setText(spec.checkpoint)
+        index = self.device_combo.findData(spec.device or "auto")
+        if index < 0:  # e.g. "cuda" while the list has "cuda:0"
+            index = next((i for i in range(self.device_combo.count())
+                          if str(self.device_combo.itemData(i)).startswith(spec.device or "auto")), 0)
+        self.device_combo.setCurrentIndex(index)
+        self._sync_enabled()
+
+    def spec(self) -> EngineSpec:
+        device = str(self.device_combo.currentData() or "auto")
+        checkpoint = self.path_edit.text().strip() if self.mat_radio.isChecked() else None
+        return EngineSpec(checkpoint=checkpoint or None, device=None if device == "auto" else device,
+                          note="chosen in the Model panel")
+
+    def browse(self) -> None:
+        start = self.path_edit.text().strip() or str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a MAT checkpoint", start,
+                                              "Checkpoints (*.pt *.pth *.pkl);;All files (*)")
+        if path:
+            self.path_edit.setText(path)
+            self.mat_radio.setChecked(True)
+
+    def show_loading(self, spec: EngineSpec) -> None:
+        what = Path(spec.checkpoint).name if spec.checkpoint else "biharmonic baseline"
+        self.info_label.setText(f"Loading {what} on {spec.device or 'auto'}…")
+        self.apply_button.setEnabled(False)
+
+    def show_info(self, info: EngineInfo) -> None:
+        text = info.status_text()
+        if info.note:
+            text += f"\n({info.note})"
+        self.info_label.setText(text)
+        self.apply_button.setEnabled(True)
+
+    def show_error(self, error: WorkerError, current: EngineInfo | None) -> None:
+        still = f" Still using: {current.status_text()}." if current is not None else ""
+        self.info_label.setText(f"Not loaded: {error.message}.{still}")
+        self.apply_button.setEnabled(True)
+
+    def _apply(self) -> None:
+        spec = self.spec()
+        if self.mat_radio.isChecked() and not spec.checkpoint:
+            self.info_label.setText("Choose a checkpoint file first (… button), or pick the biharmonic baseline")
+            return
+        self.load_requested.emit(spec)
+
+    def _sync_enabled(self) -> None:
+        mat = self.mat_radio.isChecked()
+        self.path_edit.setEnabled(mat)
+        self.browse_button.setEnabled(mat)

@@ -1,0 +1,315 @@
+"""Generate -> review -> export in a real MainWindow, offscreen: biharmonic and a random mat-small model, the
+review surviving a restart, worker errors reaching a dialog, and the event loop staying responsive."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QMessageBox
+
+from linop_core.anatomy import breast_mask
+from linop_core.dicom import read_dicom
+from linop_core.synthset import SynthSet
+from linop_gui.generation import GenerationController, attach_generation
+from linop_gui.viewer import display_array
+from linop_gui.worker import EngineSpec
+
+
+@pytest.fixture
+def dialogs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
+    """QMessageBox's static dialogs record (kind, title, text) instead of blocking."""
+    shown: list[tuple[str, str, str]] = []
+
+    def recorder(kind: str):
+        def record(parent, title, text, *args, **kwargs):
+            shown.append((kind, title, text))
+            return QMessageBox.StandardButton.Ok
+
+        return record
+
+    for kind in ("warning", "critical", "information"):
+        monkeypatch.setattr(QMessageBox, kind, staticmethod(recorder(kind)))
+    return shown
+
+
+def normal_training_image(root: Path) -> tuple[str, Path]:
+    from linop_core.vindr import open_dataset
+
+    record = sorted(open_dataset(root).normal_pool("training"), key=lambda r: r.image_id)[0]
+    return record.image_id, record.path
+
+
+def box_in_breast(path: Path, half: int) -> tuple[float, float, float, float]:
+    """A square box of side 2*half centred on the breast (inside it, for the anatomy check)."""
+    image = read_dicom(path)
+    mask = breast_mask(image.pixels, padding_mask=image.padding_mask)
+    ys, xs = np.nonzero(mask)
+    cy, cx = int(np.median(ys)), int(np.median(xs))
+    return (float(cx - half), float(cy - half), float(cx + half), float(cy + half))
+
+
+def show_image(qtbot, window, image_id: str) -> None:
+    assert window.browser.select(image_id)
+    qtbot.waitUntil(lambda: window.current_entry is not None and window.current_entry.image_id == image_id
+                    and window.current_image is not None
+                    and Path(window.current_image.meta.path) == Path(window.current_entry.path), timeout=30_000)
+
+
+def attach(qtbot, window, spec: EngineSpec) -> GenerationController:
+    controller = attach_generation(window)
+    qtbot.waitUntil(lambda: controller.engine_info is not None, timeout=30_000)
+    if spec != controller.model_worker._runner.spec:
+        with qtbot.waitSignal(controller.model_worker.engine_changed, timeout=60_000):
+            controller.load_engine(spec, remember=False)
+    return controller
+
+
+def generate_and_wait(qtbot, controller: GenerationController, n: int, timeout: int = 60_000) -> None:
+    before = len(controller.gallery.items)
+    controller.panel.candidates_spin.setValue(n)
+    assert controller.generate() is not None
+    qtbot.waitUntil(lambda: len(controller.gallery.items) >= before + n and not controller.model_worker.busy,
+                    timeout=timeout)
+
+
+def generate_measuring_gaps(qtbot, controller: GenerationController, n: int) -> tuple[float, float]:
+    """Generates ``n`` candidates per box while a 10 ms QTimer ticks; (seconds taken, longest tick gap)."""
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start()
+    qtbot.wait(100)
+    start = time.perf_counter()
+    generate_and_wait(qtbot, controller, n, timeout=120_000)
+    elapsed = time.perf_counter() - start
+    qtbot.wait(30)
+    timer.stop()
+    during = [t for t in ticks if t >= start - 0.05]
+    return elapsed, float(np.diff(during).max())
+
+
+def press(qtbot, widget, key: Qt.Key) -> None:
+    qtbot.keyPress(widget, key)
+    qtbot.keyRelease(widget, key)
+
+
+def test_biharmonic_generate_review_export_and_reopen(qtbot, make_window, mammo_root, tmp_path, dialogs) -> None:
+    window = make_window(mammo_root)
+    controller = attach(qtbot, window, EngineSpec(None, "cpu", biharmonic_resolution=64))
+    assert controller.engine_info.engine == "biharmonic"
+    assert "biharmonic" in window.model_label.text() and "CPU" in window.model_label.text()
+    image_id, path = normal_training_image(mammo_root)
+    show_image(qtbot, window, image_id)
+    window.viewer.add_box(box_in_breast(path, 30))
+    assert len(window.current_annotation().boxes) == 1
+
+    generate_and_wait(qtbot, controller, 3)
+    gallery = controller.gallery
+    assert [i.seed for i in gallery.items] == [0, 1, 2]
+    assert controller.panel.seed_spin.value() == 3  # the next click makes new seeds
+    session = window.session
+    assert len(session.candidates_for(image_id)) == 3
+    # The main viewer shows the selected candidate; holding Tab shows the original.
+    original = display_array(window.current_image)
+    item = gallery.current_item()
+    y0, x0 = item.origin
+    h, w = item.candidate.shape
+
+    def shown_region() -> np.ndarray:
+        return window.viewer.image_item.image[y0 : y0 + h, x0 : x0 + w]
+
+    qtbot.waitUntil(lambda: not np.array_equal(window.viewer.image_item.image, original), timeout=5_000)
+    changed = item.weight > 0
+    np.testing.assert_array_equal(shown_region()[changed], item.candidate[changed])
+    gallery.setFocus()
+    qtbot.keyPress(gallery.list, Qt.Key.Key_Tab)
+    assert gallery.showing_original
+    np.testing.assert_array_equal(window.viewer.image_item.image, original)
+    qtbot.keyRelease(gallery.list, Qt.Key.Key_Tab)
+    assert not gallery.showing_original
+    np.testing.assert_array_equal(shown_region()[changed], item.candidate[changed])
+
+    first, second = gallery.items[0].candidate_id, gallery.items[1].candidate_id
+    gallery.select(first)
+    press(qtbot, gallery.list, Qt.Key.Key_4)
+    press(qtbot, gallery.list, Qt.Key.Key_Y)
+    gallery.select(second)
+    gallery.reject("seam")
+    assert session.candidates[first].decision == "approved" and session.candidates[first].realism_score == 4
+    assert session.candidates[second].decision == "rejected"
+
+    # Export the approved one through the dialog, off the GUI thread.
+    dialog = controller.show_export_dialog()
+    out = tmp_path / "approved.h5"
+    dialog.path_edit.setText(str(out))
+    assert dialog.start() is not None
+    qtbot.waitUntil(lambda: not dialog.running, timeout=30_000)
+    assert dialog.summary is not None, dialog.result_label.text()
+    with SynthSet(out) as synth:
+        assert len(synth) == 1
+        record = synth.record(0)
+        assert record.decision == "approved" and record.meta["realism_score"] == 4.0
+        assert record.meta["source_image_id"] == image_id and record.meta["engine"] == "biharmonic"
+        stored, _ = session.candidate_pixels(first)
+        np.testing.assert_array_equal(synth.image(0), stored)
+        np.testing.assert_array_equal(synth.source(0), read_dicom(path).pixels)
+
+    # "Kill" the window and reopen the dataset: boxes, candidates and decisions come back.
+    window.close()
+    again = make_window(mammo_root)
+    controller2 = attach(qtbot, again, EngineSpec(None, "cpu", biharmonic_resolution=64))
+    show_image(qtbot, again, image_id)
+    qtbot.waitUntil(lambda: len(controller2.gallery.items) == 3, timeout=30_000)
+    assert len(again.current_annotation().boxes) == 1
+    decisions = {i.candidate_id: again.session.candidates[i.candidate_id].decision for i in controller2.gallery.items}
+    assert decisions[first] == "approved" and decisions[second] == "rejected"
+    assert controller2.panel.seed_spin.value() == 3
+    assert not dialogs
+
+
+def test_worker_errors_reach_a_dialog_and_the_app_keeps_working(qtbot, make_window, mammo_root, tmp_path,
+                                                               dialogs, monkeypatch) -> None:
+    window = make_window(mammo_root)
+    controller = attach(qtbot, window, EngineSpec(None, "cpu", biharmonic_resolution=64))
+    # A missing and an incompatible checkpoint: a dialog each, the baseline stays loaded.
+    with qtbot.waitSignal(controller.model_worker.failed, timeout=30_000):
+        controller.load_engine(EngineSpec(str(tmp_path / "missing.pt")), remember=False)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint at all" * 100)
+    with qtbot.waitSignal(controller.model_worker.failed, timeout=30_000):
+        controller.load_engine(EngineSpec(str(garbage)), remember=False)
+    assert [kind for kind, _, _ in dialogs] == ["warning", "warning"]
+    assert "missing.pt" in dialogs[0][2] and "garbage.pt" in dialogs[1][2]
+    assert controller.engine_info.engine == "biharmonic"
+
+    # GPU out of memory during generation: a dialog that names the fix, no crash.
+    import torch
+
+    class OutOfMemoryEngine:
+        name, resolution, model_name, checkpoint_sha256, seed_used = "mat", 64, "fake", None, True
+
+        def generate(self, images, keep, seeds, progress=None):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+        def provenance(self):
+            return {"engine": "mat"}
+
+    monkeypatch.setattr("linop_gui.worker.build_engine", lambda spec: OutOfMemoryEngine())
+    with qtbot.waitSignal(controller.model_worker.engine_changed, timeout=30_000):
+        controller.load_engine(EngineSpec("whatever.pt"), remember=False)
+    image_id, path = normal_training_image(mammo_root)
+    show_image(qtbot, window, image_id)
+    window.viewer.add_box(box_in_breast(path, 30))
+    with qtbot.waitSignal(controller.model_worker.failed, timeout=30_000):
+        controller.generate()
+    _, title, text = dialogs[-1]
+    assert title == "Out of GPU memory" and "CPU" in text
+    assert controller.gallery.items == [] and window.session.candidates_for(image_id) == []
+
+
+def test_latest_generate_wins_and_cancel_records_nothing(qtbot, make_window, mammo_root, dialogs) -> None:
+    window = make_window(mammo_root)
+    controller = attach(qtbot, window, EngineSpec(None, "cpu", biharmonic_resolution=64))
+    image_id, path = normal_training_image(mammo_root)
+    show_image(qtbot, window, image_id)
+    window.viewer.add_box(box_in_breast(path, 30))
+    controller.panel.candidates_spin.setValue(2)
+    first = controller.generate()
+    second = controller.generate()  # supersedes the first before its result can be recorded
+    assert second is not None and second > first
+    qtbot.waitUntil(lambda: not controller.model_worker.busy and len(controller.gallery.items) == 2, timeout=30_000)
+    assert [i.seed for i in controller.gallery.items] == [2, 3]
+    assert sorted(e.seed for e in window.session.candidates_for(image_id)) == [2, 3]
+
+    with qtbot.waitSignal(controller.model_worker.finished, timeout=30_000):
+        controller.generate()
+        controller.cancel()  # whether it stops mid-way or had just finished, its result is dropped
+    qtbot.waitUntil(lambda: not controller.model_worker.busy, timeout=30_000)
+    assert len(window.session.candidates_for(image_id)) == 2 and len(controller.gallery.items) == 2
+    assert not controller.panel.cancel_button.isEnabled()
+    assert not dialogs
+
+
+@pytest.mark.slow
+def test_event_loop_stays_responsive_while_the_model_runs(qtbot, make_window, mammo_root, dialogs) -> None:
+    """A 10 ms timer keeps ticking (max gap < 100 ms) while a >= 1 s biharmonic solve runs in the worker."""
+    window = make_window(mammo_root)
+    controller = attach(qtbot, window, EngineSpec(None, "cpu", biharmonic_resolution=512))
+    image_id, path = normal_training_image(mammo_root)
+    show_image(qtbot, window, image_id)
+    window.viewer.add_box(box_in_breast(path, 90))
+    controller.panel.anatomy_check.setChecked(False)
+
+    elapsed, max_gap = generate_measuring_gaps(qtbot, controller, 1)
+    print(f"biharmonic 512: generation {elapsed:.2f} s, max event-loop gap {max_gap * 1e3:.1f} ms")
+    assert elapsed >= 1.0, "the generation must be long enough to measure anything"
+    assert max_gap < 0.100
+
+
+@pytest.mark.slow
+def test_mat_small_generates_a_batch_of_candidates(qtbot, make_window, mammo_root, tmp_path, dialogs) -> None:
+    from linop_core.model.checkpoint import save_checkpoint
+    from linop_core.model.presets import build_generator, mat_small
+
+    checkpoint = tmp_path / "mat-small-random.pt"
+    save_checkpoint(checkpoint, config=mat_small(), preset="mat-small", G_ema=build_generator(mat_small(), seed=0))
+    window = make_window(mammo_root, model_path=str(checkpoint), device="cpu")
+    controller = attach_generation(window)
+    qtbot.waitUntil(lambda: controller.engine_info is not None, timeout=60_000)
+    assert controller.engine_info.engine == "mat" and controller.engine_info.model_name == "mat-small"
+    assert "MAT mat-small" in window.model_label.text()
+    image_id, path = normal_training_image(mammo_root)
+    show_image(qtbot, window, image_id)
+    window.viewer.add_box(box_in_breast(path, 30))
+    elapsed, max_gap = generate_measuring_gaps(qtbot, controller, 2)
+    print(f"mat-small, batch of 2: generation {elapsed:.2f} s, max event-loop gap {max_gap * 1e3:.1f} ms")
+    assert max_gap < 0.100
+    items = controller.gallery.items
+    assert [i.engine for i in items] == ["mat", "mat"]
+    # Different seeds give different candidates (random z and style maps), both differ from the source.
+    assert not np.array_equal(items[0].candidate, items[1].candidate)
+    assert all(np.any(i.candidate != i.source) for i in items)
+    entry = window.session.candidates[items[0].candidate_id]
+    assert entry.checkpoint_sha256 and entry.model_name == "mat-small"
+    assert not dialogs
+
+
+def test_outpainting_keeps_the_findings_with_their_labels(tmp_path) -> None:
+    """CXR out-painting from the panel's settings: one request for all kept regions, labels from the findings."""
+    import threading
+
+    from linop_core.engines import BiharmonicEngine
+    from linop_core.phantom import make_cxr_dataset
+    from linop_core.vindr import open_dataset
+    from linop_gui.generation import GenerateOptions, GenerationRequest, build_tasks, run_generation
+    from linop_gui.session import ImageAnnotation, LesionBox, ReviewSession
+    from linop_gui.worker import JobContext
+
+    root = tmp_path / "cxr"
+    make_cxr_dataset(root, n=4, seed=0, size="small")
+    record = next(r for r in open_dataset(root).records if r.boxes and r.exists)
+    findings = tuple(f for f in record.findings if f.box is not None)
+    session = ReviewSession.open(root, tmp_path / "session")
+    annotation = ImageAnnotation(mode="outpaint", margin=16.0, boxes=[
+        LesionBox(f.box, hole="rectangle", source="finding") for f in findings] + [
+        LesionBox((5.0, 5.0, 25.0, 25.0), hole="rectangle", source="drawn")])
+    tasks = build_tasks(annotation, (0, 1), GenerateOptions(), selected=None, load_brush=session.load_brush,
+                        findings=findings)
+    assert len(tasks) == 1 and tasks[0].box_index == -1
+    assert tasks[0].request.box_labels == (*(f.categories[0] for f in findings), "Other lesion")
+    image = read_dicom(record.path)
+    ctx = JobContext(1, threading.Event(), BiharmonicEngine(64), lambda *args: None)
+    result = run_generation(ctx, GenerationRequest(record.image_id, image, tasks, (0, 1), False), session)
+    assert len(result.entries) == 2 and not result.seed_used
+    entry = result.entries[0]
+    assert entry.box_index == -1 and entry.provenance["task"] == "outpaint"
+    stored, generated = session.candidate_pixels(entry.candidate_id)
+    for x0, y0, x1, y1 in (f.box for f in findings):  # the kept lesion pixels are the source's, bit for bit
+        rows, cols = slice(int(np.ceil(y0)), int(y1)), slice(int(np.ceil(x0)), int(x1))
+        np.testing.assert_array_equal(stored[rows, cols], image.pixels[rows, cols])
+        assert not generated[rows, cols].any()
