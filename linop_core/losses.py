@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from linop_core.errors import ModelError
+from linop_core.weights import resolve_weights_file, torchvision_cache_file
 
 Discriminator = Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
 
@@ -142,8 +143,7 @@ def vgg19_cache_path() -> Path:
     """torchvision's cache file of the ImageNet VGG-19: ``torch.hub.get_dir()/checkpoints/vgg19-*.pth``."""
     from torchvision.models import VGG19_Weights
 
-    filename = os.path.basename(VGG19_Weights.IMAGENET1K_V1.url)
-    return Path(torch.hub.get_dir()) / "checkpoints" / filename
+    return torchvision_cache_file(VGG19_Weights.IMAGENET1K_V1)
 
 
 def resolve_vgg19_weights(path: str | os.PathLike[str] | None = None) -> Path:
@@ -154,24 +154,12 @@ def resolve_vgg19_weights(path: str | os.PathLike[str] | None = None) -> Path:
     """
     from torchvision.models import VGG19_Weights
 
-    url = VGG19_Weights.IMAGENET1K_V1.url
-    if path is not None:
-        given = Path(path)
-        if not given.is_file():
-            raise ModelError(
-                given,
-                f"VGG-19 weight file not found; pass an existing copy of {os.path.basename(url)} "
-                f"(torchvision's ImageNet VGG-19, {url}) or switch the perceptual loss off",
-            )
-        return given
-    cached = vgg19_cache_path()
-    if not cached.is_file():
-        raise ModelError(
-            cached,
-            "VGG-19 ImageNet weights for the perceptual loss are missing (never downloaded at run time): "
-            f"copy {url} to this path, pass the file explicitly, or switch the perceptual loss off",
-        )
-    return cached
+    return resolve_weights_file(
+        path,
+        VGG19_Weights.IMAGENET1K_V1,
+        what="the VGG-19 perceptual loss",
+        alternative="or switch the perceptual loss off",
+    )
 
 
 def _vgg19_features(last_index: int) -> nn.Sequential:
