@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 
 
 @contextmanager
@@ -15,19 +16,31 @@ def atomic_open(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """Yields a binary file in ``path``'s folder; on success it is fsynced and renamed over ``path``.
 
     On any exception (including KeyboardInterrupt) the temporary file is removed and ``path`` is untouched.
+    The temporary file is opened exclusively with mode 0666 so the result gets the user's umask (mkstemp
+    would leave it 0600).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_open_text(path: str | os.PathLike[str], *, newline: str | None = None) -> Iterator[TextIO]:
+    """:func:`atomic_open` for UTF-8 text (``newline`` as for :func:`open`, e.g. ``""`` for the csv module)."""
+    with atomic_open(path) as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8", newline=newline)
+        yield text
+        text.flush()
+        text.detach()  # leave closing (and the fsync before it) to atomic_open
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -18,7 +18,6 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import os
-import uuid
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from linop_core.errors import ModelError
+from linop_core.fileio import atomic_open
 
 if TYPE_CHECKING:
     from linop_core.model.presets import MatConfig
@@ -113,19 +113,8 @@ def _config_dict(config: MatConfig | Mapping[str, Any]) -> dict[str, Any]:
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
     """``torch.save`` to a temporary file next to ``path``, fsync, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A plain exclusive open (not mkstemp) so the file gets the usual umask permissions, not 0600.
-    tmp_name = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp_name, "xb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as f:
+        torch.save(obj, f)
 
 
 def save_checkpoint(

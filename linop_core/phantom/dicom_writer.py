@@ -20,7 +20,6 @@ ImageComments as ``image_id=<hex>`` so a file can be traced back without its nam
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,8 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     generate_uid,
 )
+
+from linop_core.fileio import atomic_open
 
 _SOP_CLASS = {
     "MG": DigitalMammographyXRayImageStorageForPresentation,
@@ -261,14 +262,8 @@ def write_dicom(
     ds.PixelData = stored.astype("<u2").tobytes()
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        ds.save_as(tmp, enforce_file_format=True)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_open(path) as f:
+        ds.save_as(f, enforce_file_format=True)
     return WrittenImage(
         path=path,
         photometric=profile.photometric,
