@@ -1,0 +1,286 @@
+"""`linop-bench`: the paper's downstream tables as resumable grids.
+
+    linop-bench detect   --config CONFIG.yaml [--set k=v ...] [--out DIR] [--nproc N] [--device D]
+    linop-bench classify --config CONFIG.yaml [--set k=v ...] [--out DIR] [--nproc N] [--device D]
+    linop-bench detect|classify --preset phantom [--out DIR]     # phantom data -> linop-export -> grid
+    linop-bench phantom [--out DIR]                              # both phantom chains, one combined report
+
+``--config`` takes a YAML file or a shipped name (detect, classify, phantom-detect, phantom-classify).
+Finished cells are kept in ``OUT/cells/``; running the same command again resumes. ``--nproc N`` runs N
+processes through ``torchrun`` (one GPU each), each training a share of the cells.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from linop_core.errors import LinopError
+
+PROG = "linop-bench"
+PRESETS = ("phantom",)
+DEMO_MODEL_SUFFIXES = (".pt", ".pth", ".ckpt")
+
+
+def _bar(desc: str, enabled: bool, position: int = 0, leave: bool = True) -> Callable[[int, int], None] | None:
+    """A tqdm-backed ``progress(done, total)``; the bar is created on the first call."""
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    state: dict[str, Any] = {}
+
+    def progress(done: int, total: int) -> None:
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = tqdm(total=total, desc=desc, file=sys.stderr, dynamic_ncols=True,
+                                      position=position, leave=leave)  # fmt: skip
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return progress
+
+
+# -- phantom preset ----------------------------------------------------------------------------------------------
+
+
+def demo_model() -> Path | None:
+    """The bundled demo MAT checkpoint (resources/models/), or None when the project ships none yet."""
+    folder = Path(__file__).resolve().parents[2] / "resources" / "models"
+    found = sorted(p for p in folder.glob("*") if p.suffix in DEMO_MODEL_SUFFIXES) if folder.is_dir() else []
+    return found[0] if found else None
+
+
+def prepare_phantom(config: Any, out: Path, progress: bool) -> dict[str, Any]:
+    """Make the phantom root and its synthetic set under ``out/data`` (kept and reused on reruns).
+
+    Returns facts for the report (which engine made the synthetic set and why).
+    """
+    from linop_core.cli import export
+    from linop_core.phantom import make_cxr_dataset, make_mammo_dataset
+
+    settings = config.phantom
+    modality = "mammo" if config.task == "detect" else "cxr"
+    root = out / "data" / modality
+    marker = root / ("breast-level_annotations.csv" if modality == "mammo" else "annotations/image_labels_test.csv")
+    if not marker.is_file():
+        make = make_mammo_dataset if modality == "mammo" else make_cxr_dataset
+        make(root, settings.n, settings.seed, progress=_bar(f"phantom {modality}", progress))
+    kind = "inpaint" if modality == "mammo" else "outpaint"
+    synthetic = out / "data" / f"{modality}-{kind}-{settings.synth_units}units-seed{settings.seed}.h5"
+    model = demo_model()
+    engine_args = ["--engine", "mat", "--model", str(model)] if model else [
+        "--engine", "biharmonic", "--resolution", str(settings.engine_resolution)]  # fmt: skip
+    if not synthetic.is_file():
+        argv = ["generate", str(root), str(synthetic), "--n", str(settings.synth_units), "--seed", str(settings.seed),
+                *engine_args, *([] if progress else ["--no-progress"])]  # fmt: skip
+        if export.main(argv) != 0:
+            raise LinopError(f"linop-export failed on {root}; see the message above")
+    config.data.root = str(root)
+    config.data.synthetic = str(synthetic)
+    if config.data.cache_dir is None:
+        config.data.cache_dir = str(out / "cache")
+    why = (f"bundled demo MAT model {model.name}" if model else
+           "biharmonic engine: the project bundles no demo MAT model yet (resources/models/ is empty)")  # fmt: skip
+    return {"phantom_data": f"{modality}, n={settings.n}, seed={settings.seed}", "synthesis": why}
+
+
+# -- running -----------------------------------------------------------------------------------------------------
+
+
+def _torchrun(nproc: int, argv: Sequence[str]) -> int:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               "-m", "trainer.bench.cli", *argv]  # fmt: skip
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    try:
+        return subprocess.call(command, env=env)
+    except KeyboardInterrupt:
+        return 130
+
+
+def execute(config: Any, out: Path, *, progress: bool, extra_facts: dict[str, Any] | None = None,
+            preset: str | None = None, started: float | None = None) -> Path | None:  # fmt: skip
+    """Run the grid of ``config`` (this process's share of it under torchrun) and, on rank 0, the report."""
+    import torch
+
+    from trainer.bench import grid
+    from trainer.bench.config import to_dict
+    from trainer.bench.data import classification_data, detection_data
+    from trainer.distributed import barrier, init_distributed, shutdown_distributed
+
+    started = time.monotonic() if started is None else started
+    threads_before = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    info = init_distributed(config.device, timeout_s=14 * 24 * 3600.0)  # cells of other ranks may take days
+    try:
+        data = detection_data(config.data) if config.task == "detect" else classification_data(config.data)
+        cells = grid.grid_cells(config.grid.portions, config.grid.synthetic, config.grid.seeds)
+        digest = hashlib.sha256(f"{config.digest()}:{data.identity()}".encode()).hexdigest()
+        show = progress and info.is_main
+
+        def run_cell(cell: grid.Cell, bar: Callable[[int, int], None] | None) -> dict[str, Any]:
+            if config.task == "detect":
+                from trainer.bench.detect import run_detect_cell
+
+                return run_detect_cell(data, portion=cell.portion, synthetic_share=cell.synthetic, seed=cell.seed,
+                                       settings=config.train, image_size=config.data.image_size,
+                                       device=info.device, progress=bar)  # fmt: skip
+            from trainer.bench.classify import run_classify_cell
+
+            return run_classify_cell(data, portion=cell.portion, synthetic_share=cell.synthetic, seed=cell.seed,
+                                     settings=config.train, device=info.device, progress=bar)  # fmt: skip
+
+        grid.run_grid(
+            cells, run_cell, out, digest, rank=info.rank, world=info.world,
+            progress=_bar(f"{config.task} cells", show),
+            cell_progress=(lambda c: _bar(c.key, show, position=1, leave=False)),
+        )  # fmt: skip
+        barrier(info)
+        if not info.is_main:
+            return None
+        from trainer.bench.report import write_report
+
+        records = grid.collect(out, cells, digest)
+        environment = {
+            "preset": preset,
+            "device": f"{info.device} x {info.world} process(es)"
+            + (f" ({torch.cuda.get_device_name(info.device)})" if info.device.type == "cuda" else ""),
+            "cpu_threads": torch.get_num_threads(),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s)",
+            "torch": torch.__version__,
+            "backbone": sorted({r["result"]["backbone"] for r in records}),
+            "cells_finished": f"{len(records)} of {len(cells)}",
+            "training_seconds_summed_over_cells": round(sum(r["result"]["train_seconds"] for r in records), 1),
+            "wall_seconds_this_invocation": round(time.monotonic() - started, 1),
+            "config_sha256": digest,
+        }
+        return write_report(out, config.task, records, config=to_dict(config),
+                            facts={**data.facts, **(extra_facts or {})}, environment=environment,
+                            n_cells=len(cells))  # fmt: skip
+    finally:
+        shutdown_distributed()
+        torch.set_num_threads(threads_before)
+
+
+def run_task(task: str, args: argparse.Namespace, out: Path, started: float) -> Path | None:
+    import json
+
+    from trainer.bench.config import BenchConfigError, dump_config, load_config
+
+    source = args.config or (f"phantom-{task}" if args.preset == "phantom" else None)
+    if source is None:
+        raise LinopError(f"{PROG} {task}: give --config CONFIG.yaml (or a shipped name: {task}, phantom-{task})")
+    config = load_config(source, args.set)
+    if config.task != task:
+        raise BenchConfigError(str(source), f"is a {config.task} config; run `{PROG} {config.task}` with it")
+    if args.device:
+        config.device = args.device
+    facts: dict[str, Any] = {}
+    if args.preset == "phantom":
+        if config.phantom is None:
+            from trainer.bench.config import PhantomSettings
+
+            config.phantom = PhantomSettings()
+        facts = prepare_phantom(config, out, not args.no_progress)
+    elif not config.data.root:
+        raise BenchConfigError("data.root", f"set the {'VinDr-Mammo' if task == 'detect' else 'VinDr-CXR'} root "
+                               "(in the config or with --set data.root=PATH), or use --preset phantom")  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    from linop_core.fileio import atomic_write_text
+
+    resolved = out / "config.yaml"
+    atomic_write_text(resolved, dump_config(config))
+    facts_file = out / "preset_facts.json"
+    if facts:
+        atomic_write_text(facts_file, json.dumps(facts))
+    elif args.preset_name and facts_file.is_file():  # a torchrun worker of a preset run
+        facts = json.loads(facts_file.read_text(encoding="utf-8"))
+    if args.nproc > 1:
+        argv = [task, "--config", str(resolved), "--out", str(out)]
+        if args.no_progress:
+            argv.append("--no-progress")
+        if args.preset:
+            argv += ["--preset-name", args.preset]
+        code = _torchrun(args.nproc, argv)
+        if code != 0:
+            raise LinopError(f"torchrun exited with status {code}; run the same command again to resume")
+        return None  # rank 0 has written (and announced) the report
+    return execute(config, out, progress=not args.no_progress, extra_facts=facts or None,
+                   preset=args.preset or args.preset_name, started=started)  # fmt: skip
+
+
+def run_phantom(args: argparse.Namespace, out: Path) -> Path:
+    """Both phantom chains, then ``out/report.md`` joining the two reports (plots linked in their folders)."""
+    from linop_core.fileio import atomic_write_text
+
+    started = time.monotonic()
+    args.preset, args.config = "phantom", None
+    parts = []
+    for task in ("detect", "classify"):
+        t0 = time.monotonic()
+        path = run_task(task, args, out / task, time.monotonic())
+        if path is None:
+            raise LinopError(f"the {task} grid did not write a report")
+        text = path.read_text(encoding="utf-8").replace("](", f"]({task}/").replace("# ", "## ", 1)
+        parts.append(text + f"\nWall time of the {task} chain (data, synthesis, grid, report): "
+                     f"{time.monotonic() - t0:.0f} s.\n")  # fmt: skip
+    total = time.monotonic() - started
+    head = ["# LINOP downstream benchmark: phantom end-to-end run", "",
+            f"Command: `{PROG} phantom --out {out}`. Total wall time: {total:.0f} s ({total / 60:.1f} min) on "
+            f"{os.cpu_count()} CPU core(s). Phantom images are procedural: the numbers show the pipeline "
+            "works end to end, as measured, and say nothing about the method on real data.", ""]  # fmt: skip
+    path = out / "report.md"
+    atomic_write_text(path, "\n".join(head) + "\n" + "\n".join(parts))
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="The paper's downstream experiments (Tables 1 and 2).")
+    parser.add_argument("command", choices=("detect", "classify", "phantom"),
+                        help="detect: Table 1 (Cascade R-CNN); classify: Table 2 (DenseNet121); phantom: both, "
+                        "on phantom data")  # fmt: skip
+    parser.add_argument("--config", help="YAML file or shipped name (detect, classify, phantom-detect, ...)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set train.iterations=100 (repeatable)")  # fmt: skip
+    parser.add_argument("--out", help="output folder (default runs/bench-<command>)")
+    parser.add_argument("--preset", choices=PRESETS, help="phantom: make phantom data and a synthetic set first")
+    parser.add_argument("--preset-name", help=argparse.SUPPRESS)  # passed to torchrun workers for the report
+    parser.add_argument("--nproc", type=int, default=1, help="processes (GPUs) through torchrun (default 1)")
+    parser.add_argument("--device", help="cpu, cuda (default: CUDA when available)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = Path(args.out or f"runs/bench-{args.command}")
+    try:
+        if args.nproc < 1:
+            raise LinopError("--nproc must be at least 1")
+        if args.command == "phantom":
+            if args.nproc > 1:
+                raise LinopError("the phantom preset runs in one process; drop --nproc")
+            path = run_phantom(args, out)
+        else:
+            path = run_task(args.command, args, out, time.monotonic())
+        if path is not None:
+            print(f"wrote {path}")
+        return 0
+    except LinopError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
