@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from linop_core.errors import LinopError, ModelError
+from linop_core.weights import resolve_local_weights
 
 INCEPTION_FILENAME = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILENAME}"
@@ -29,26 +30,20 @@ INCEPTION_NAME = "inception-v3"
 RANDCONV_PREFIX = "randconv-"
 
 
-def inception_cache_path() -> Path:
-    """Where torch-fidelity's downloader would keep the FID Inception weights."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILENAME
-
-
 def resolve_inception_weights(path: str | os.PathLike[str] | None) -> Path:
     """The FID Inception weight file: ``path`` if given, else the torch hub cache. Never downloads.
 
     Raises:
-        ModelError: the file is missing; the message names it, where to get it, and the alternative.
+        ModelError: the file is missing; the message names it, where to get it, and the alternatives.
     """
-    candidate = Path(path).expanduser() if path is not None else inception_cache_path()
-    if not candidate.is_file():
-        raise ModelError(
-            candidate,
-            f"FID Inception weights not found (nothing is downloaded at run time): copy {INCEPTION_FILENAME} "
-            f"({INCEPTION_URL}) here or set eval.inception_weights, or use eval.feature=randconv-0 "
-            "(not comparable with published FIDs), or eval.every_kimg=0 to switch FID off",
-        )
-    return candidate
+    return resolve_local_weights(
+        path,
+        filename=INCEPTION_FILENAME,
+        url=INCEPTION_URL,
+        what="FID (torch-fidelity's Inception-v3; or set eval.inception_weights)",
+        alternative="or use eval.feature=randconv-0 (not comparable with published FIDs), "
+        "or eval.every_kimg=0 to switch FID off",
+    )
 
 
 class RandomConvFeatures(nn.Module):
