@@ -245,10 +245,14 @@ def test_event_loop_stays_responsive_while_the_model_runs(qtbot, make_window, ma
     window.viewer.add_box(box_in_breast(path, 90))
     controller.panel.anatomy_check.setChecked(False)
 
-    elapsed, max_gap = generate_measuring_gaps(qtbot, controller, 1)
-    print(f"biharmonic 512: generation {elapsed:.2f} s, max event-loop gap {max_gap * 1e3:.1f} ms")
+    # One solve takes 0.8-4 s depending on the machine's load: add candidates until the run lasts >= 1 s.
+    for n in (1, 4, 16):
+        elapsed, max_gap = generate_measuring_gaps(qtbot, controller, n)
+        print(f"biharmonic 512 x {n}: generation {elapsed:.2f} s, max event-loop gap {max_gap * 1e3:.1f} ms")
+        assert max_gap < 0.100
+        if elapsed >= 1.0:
+            break
     assert elapsed >= 1.0, "the generation must be long enough to measure anything"
-    assert max_gap < 0.100
 
 
 @pytest.mark.slow
