@@ -10,7 +10,7 @@ import pytest
 
 from linop_core.errors import LinopError
 from trainer.bench import grid
-from trainer.bench.config import BenchConfigError, apply_overrides, from_dict, load_config
+from trainer.bench.config import ConfigError, apply_overrides, from_dict, load_config
 from trainer.bench.data import cell_training_indices
 
 
@@ -83,9 +83,9 @@ def test_training_indices_are_nested_and_sized_by_share() -> None:
 def test_config_is_strict_and_overridable() -> None:
     config = load_config("phantom-detect", ["train.iterations=3", "grid.synthetic=[0, 1.0]"])
     assert config.train.iterations == 3 and config.grid.synthetic == [0.0, 1.0]
-    with pytest.raises(BenchConfigError, match="unknown key"):
+    with pytest.raises(ConfigError, match="unknown key"):
         apply_overrides(config, ["train.epochs=3"])  # a classify key in a detect config
-    with pytest.raises(BenchConfigError, match="grid.synthetic"):
+    with pytest.raises(ConfigError, match="grid.synthetic"):
         apply_overrides(config, ["grid.synthetic=[most]"])
     classify = from_dict({"task": "classify"})
     assert classify.grid.portions == [1.0, 0.5, 0.25, 0.125] and classify.grid.synthetic == [0.0, "all"]

@@ -6,30 +6,16 @@ recipe). An unknown key, in the file or in an override, is an error that names t
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from linop_core.errors import LinopError
+from trainer.configfile import ConfigError, build, dump_yaml, read_yaml, set_overrides, to_plain
 
 TaskKind = Literal["mammo-inpaint", "cxr-outpaint"]
 SHIPPED_CONFIGS = ("mammo-inpaint", "cxr-outpaint", "smoke")
-
-
-class ConfigError(LinopError):
-    """A training config file or override that cannot be used."""
-
-    def __init__(self, where: str, reason: str) -> None:
-        self.where = where
-        self.reason = " ".join(reason.split())
-        super().__init__(f"{where}: {self.reason}")
 
 
 @dataclass
@@ -173,76 +159,7 @@ class Config:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Conversion between plain data and the dataclasses, with type checks
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Return ``value`` converted to type ``tp``; raise ConfigError naming ``where`` if it does not fit."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, where)
-            except ConfigError as exc:
-                errors.append(exc.reason)
-        raise ConfigError(where, "; ".join(errors))
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(where, f"{value!r} is not one of {', '.join(repr(a) for a in args)}")
-        return value
-    if origin is dict:
-        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise ConfigError(where, f"expected a mapping of names to values, got {value!r}")
-        return dict(value)
-    if origin is tuple:
-        if not isinstance(value, list | tuple) or len(value) != len(args):
-            raise ConfigError(where, f"expected a list of {len(args)} values, got {value!r}")
-        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(where, f"expected a mapping, got {value!r}")
-        return _build(tp, value, where)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(where, f"expected true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(where, f"expected a whole number, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(where, f"expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(where, f"expected text, got {value!r}")
-        return value
-    raise ConfigError(where, f"unsupported type {_type_name(tp)}")
-
-
-def _build(cls: type, values: dict[str, Any], where: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in values.items():
-        path = f"{where}.{key}" if where else str(key)
-        if key not in names:
-            raise ConfigError(path, f"unknown key; known keys here: {', '.join(sorted(names))}")
-        kwargs[key] = _coerce(value, hints[key], path)
-    return cls(**kwargs)
+# Reading, overriding and writing
 
 
 def config_from_dict(values: dict[str, Any], where: str = "") -> Config:
@@ -250,7 +167,7 @@ def config_from_dict(values: dict[str, Any], where: str = "") -> Config:
     if not isinstance(values, dict):
         raise ConfigError(where or "config", "expected a mapping of sections (data, model, loss, ...)")
     try:
-        config = _build(Config, values, "")
+        config = build(Config, values, "")
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc.where}" if where else exc.where, exc.reason) from None
     config.validate()
@@ -259,41 +176,12 @@ def config_from_dict(values: dict[str, Any], where: str = "") -> Config:
 
 def config_to_dict(config: Any) -> dict[str, Any]:
     """Nested plain data (lists for tuples) that YAML and ``torch.load(weights_only=True)`` both accept."""
-
-    def plain(value: Any) -> Any:
-        if dataclasses.is_dataclass(value):
-            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        if isinstance(value, list | tuple):
-            return [plain(v) for v in value]
-        return value
-
-    return plain(config)
+    return to_plain(config)
 
 
 def apply_overrides(config: Config, overrides: list[str]) -> Config:
     """Apply ``a.b=c`` overrides; ``c`` is parsed as YAML (``null``, ``[1, 2]``, ``true``...)."""
-    values = config_to_dict(config)
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"--set {item}", "expected key=value, e.g. --set train.batch=16")
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {item}", f"value is not valid YAML ({exc})") from None
-        parts = key.split(".")
-        node: Any = values
-        for depth, part in enumerate(parts[:-1]):
-            if not isinstance(node, dict) or part not in node:
-                raise ConfigError(".".join(parts[: depth + 1]), "unknown key in --set")
-            if node[part] is None:  # an optional section that is off (e.g. data.phantom): switch it on
-                node[part] = {}
-            node = node[part]
-        if not isinstance(node, dict):
-            raise ConfigError(key, "unknown key in --set")
-        # Unknown leaf keys are reported, with the known ones, when the dataclasses are rebuilt.
-        node[parts[-1]] = value
+    values = set_overrides(config_to_dict(config), overrides, example="train.batch=16")
     return config_from_dict(values, "--set")
 
 
@@ -304,19 +192,10 @@ def shipped_config_path(name: str) -> Path:
 
 def load_config(source: str | os.PathLike[str], overrides: list[str] | None = None) -> Config:
     """Read a config YAML file (or a shipped config by name) and apply overrides."""
-    path = Path(source)
-    if not path.is_file() and str(source) in SHIPPED_CONFIGS:
-        path = shipped_config_path(str(source))
-    if not path.is_file():
-        choices = ", ".join(SHIPPED_CONFIGS)
-        raise ConfigError(str(source), f"config file not found; give a YAML file or one of {choices}")
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(str(path), f"cannot read the config ({exc})") from None
+    path, values = read_yaml(source, {name: shipped_config_path(name) for name in SHIPPED_CONFIGS})
     config = config_from_dict(values, str(path))
     return apply_overrides(config, overrides or [])
 
 
 def dump_config(config: Config) -> str:
-    return yaml.safe_dump(config_to_dict(config), sort_keys=False)
+    return dump_yaml(config)

@@ -23,7 +23,7 @@ from torchvision.models import densenet121
 
 from linop_core.errors import ModelError
 from linop_core.vindr import FOUR_CLASSES
-from trainer.bench.config import BenchConfigError, ClassifyTrainSettings
+from trainer.bench.config import ClassifyTrainSettings, ConfigError
 from trainer.bench.data import BenchData, cell_training_indices
 from trainer.bench.metrics import accuracy, macro_auroc
 
@@ -162,7 +162,7 @@ def run_classify_cell(
     """Train and test one (portion, synthetic share, seed) cell; returns its JSON-ready result."""
     n_syn_total = len(data.synthetic) if data.synthetic is not None else 0
     if synthetic_share != 0 and data.synthetic is None:
-        raise BenchConfigError("data.synthetic", "the grid has synthetic shares > 0 but no synthetic set is given")
+        raise ConfigError("data.synthetic", "the grid has synthetic shares > 0 but no synthetic set is given")
     real_idx, syn_idx = cell_training_indices(len(data.train), n_syn_total, portion, synthetic_share, seed)
     parts: list[Dataset] = [Subset(data.train, real_idx)]
     if syn_idx:

@@ -176,14 +176,14 @@ def execute(config: Any, out: Path, *, progress: bool, extra_facts: dict[str, An
 def run_task(task: str, args: argparse.Namespace, out: Path, started: float) -> Path | None:
     import json
 
-    from trainer.bench.config import BenchConfigError, dump_config, load_config
+    from trainer.bench.config import ConfigError, dump_config, load_config
 
     source = args.config or (f"phantom-{task}" if args.preset == "phantom" else None)
     if source is None:
         raise LinopError(f"{PROG} {task}: give --config CONFIG.yaml (or a shipped name: {task}, phantom-{task})")
     config = load_config(source, args.set)
     if config.task != task:
-        raise BenchConfigError(str(source), f"is a {config.task} config; run `{PROG} {config.task}` with it")
+        raise ConfigError(str(source), f"is a {config.task} config; run `{PROG} {config.task}` with it")
     if args.device:
         config.device = args.device
     facts: dict[str, Any] = {}
@@ -194,7 +194,7 @@ def run_task(task: str, args: argparse.Namespace, out: Path, started: float) -> 
             config.phantom = PhantomSettings()
         facts = prepare_phantom(config, out, not args.no_progress)
     elif not config.data.root:
-        raise BenchConfigError("data.root", f"set the {'VinDr-Mammo' if task == 'detect' else 'VinDr-CXR'} root "
+        raise ConfigError("data.root", f"set the {'VinDr-Mammo' if task == 'detect' else 'VinDr-CXR'} root "
                                "(in the config or with --set data.root=PATH), or use --preset phantom")  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     from linop_core.fileio import atomic_write_text

@@ -7,33 +7,19 @@ keys are errors naming the key. See ``trainer/bench/configs/*.yaml`` for annotat
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from linop_core.errors import LinopError
+from trainer.configfile import ConfigError, build, coerce, dump_yaml, read_yaml, set_overrides, to_plain
 
 Task = Literal["detect", "classify"]
 SHIPPED = ("detect", "classify", "phantom-detect", "phantom-classify")
 ALL = "all"  # a synthetic share meaning "the whole (leak-filtered) synthetic set"
-
-
-class BenchConfigError(LinopError):
-    """A benchmark config file or override that cannot be used."""
-
-    def __init__(self, where: str, reason: str) -> None:
-        self.where = where
-        self.reason = " ".join(reason.split())
-        super().__init__(f"{where}: {self.reason}")
 
 
 @dataclass
@@ -124,21 +110,21 @@ class BenchConfig:
 
     def validate(self) -> None:
         if not all(0.0 < p <= 1.0 for p in self.grid.portions):
-            raise BenchConfigError("grid.portions", f"{self.grid.portions}: each must be in (0, 1]")
+            raise ConfigError("grid.portions", f"{self.grid.portions}: each must be in (0, 1]")
         for s in self.grid.synthetic:
             if isinstance(s, str) and s != ALL:
-                raise BenchConfigError("grid.synthetic", f"{s!r}: use a number >= 0 or {ALL!r}")
+                raise ConfigError("grid.synthetic", f"{s!r}: use a number >= 0 or {ALL!r}")
             if not isinstance(s, str) and s < 0:
-                raise BenchConfigError("grid.synthetic", f"{s}: must be >= 0")
+                raise ConfigError("grid.synthetic", f"{s}: must be >= 0")
         if not self.grid.seeds or not self.grid.portions or not self.grid.synthetic:
-            raise BenchConfigError("grid", "portions, synthetic and seeds each need at least one entry")
+            raise ConfigError("grid", "portions, synthetic and seeds each need at least one entry")
         if self.data.image_size < 32:
-            raise BenchConfigError("data.image_size", f"{self.data.image_size} is too small (>= 32)")
+            raise ConfigError("data.image_size", f"{self.data.image_size} is too small (>= 32)")
         if not 0.0 < self.eval.level < 1.0:
-            raise BenchConfigError("eval.level", f"{self.eval.level} must be in (0, 1)")
+            raise ConfigError("eval.level", f"{self.eval.level} must be in (0, 1)")
         want = DetectTrainSettings if self.task == "detect" else ClassifyTrainSettings
         if not isinstance(self.train, want):
-            raise BenchConfigError("train", f"task {self.task} needs {want.__name__} settings")
+            raise ConfigError("train", f"task {self.task} needs {want.__name__} settings")
 
     def digest(self) -> str:
         """SHA-256 of what a cell's result depends on (not the grid, the evaluation, devices or workers)."""
@@ -152,82 +138,15 @@ class BenchConfig:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        reasons = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, where)
-            except BenchConfigError as exc:
-                reasons.append(exc.reason)
-        raise BenchConfigError(where, "; ".join(reasons))
-    if origin is Literal:
-        if value not in args:
-            raise BenchConfigError(where, f"{value!r} is not one of {', '.join(repr(a) for a in args)}")
-        return value
-    if origin is list:
-        if not isinstance(value, list | tuple):
-            raise BenchConfigError(where, f"expected a list, got {value!r}")
-        return [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is tuple:
-        if not isinstance(value, list | tuple) or len(value) != len(args):
-            raise BenchConfigError(where, f"expected a list of {len(args)} values, got {value!r}")
-        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise BenchConfigError(where, f"expected a mapping, got {value!r}")
-        return dict(value)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise BenchConfigError(where, f"expected a mapping, got {value!r}")
-        return _build(tp, value, where)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise BenchConfigError(where, f"expected true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise BenchConfigError(where, f"expected a whole number, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise BenchConfigError(where, f"expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise BenchConfigError(where, f"expected text, got {value!r}")
-        return value
-    raise BenchConfigError(where, f"unsupported type {tp}")
-
-
-def _build(cls: type, values: dict[str, Any], where: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in values.items():
-        path = f"{where}.{key}" if where else str(key)
-        if key not in names:
-            raise BenchConfigError(path, f"unknown key; known keys here: {', '.join(sorted(names))}")
-        kwargs[key] = _coerce(value, hints[key], path)
-    return cls(**kwargs)
-
-
 def from_dict(values: dict[str, Any], where: str = "config") -> BenchConfig:
     """Build and validate a :class:`BenchConfig`; the ``train`` section's type follows ``task``."""
     if not isinstance(values, dict):
-        raise BenchConfigError(where, "expected a mapping of sections (task, data, grid, train, eval)")
+        raise ConfigError(where, "expected a mapping of sections (task, data, grid, train, eval)")
     values = dict(values)
-    task = _coerce(values.get("task", "detect"), Task, f"{where}: task")
+    task = coerce(values.get("task", "detect"), Task, f"{where}: task")
     train_cls = DetectTrainSettings if task == "detect" else ClassifyTrainSettings
-    train = _build(train_cls, values.pop("train", None) or {}, f"{where}: train")
-    config = _build(BenchConfig, values, where)
+    train = build(train_cls, values.pop("train", None) or {}, f"{where}: train")
+    config = build(BenchConfig, values, where)
     config.train = train
     if config.task == "classify" and "grid" not in values:
         config.grid = GridSettings(portions=[1.0, 0.5, 0.25, 0.125], synthetic=[0.0, ALL])
@@ -236,40 +155,12 @@ def from_dict(values: dict[str, Any], where: str = "config") -> BenchConfig:
 
 
 def to_dict(config: Any) -> dict[str, Any]:
-    def plain(value: Any) -> Any:
-        if dataclasses.is_dataclass(value):
-            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        if isinstance(value, list | tuple):
-            return [plain(v) for v in value]
-        return value
-
-    return plain(config)
+    return to_plain(config)
 
 
 def apply_overrides(config: BenchConfig, overrides: list[str]) -> BenchConfig:
     """Apply ``a.b=c`` overrides; ``c`` is parsed as YAML (``null``, ``[1, 2]``, ``true``...)."""
-    values = to_dict(config)
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise BenchConfigError(f"--set {item}", "expected key=value, e.g. --set train.iterations=100")
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError as exc:
-            raise BenchConfigError(f"--set {item}", f"value is not valid YAML ({exc})") from None
-        parts = key.split(".")
-        node: Any = values
-        for depth, part in enumerate(parts[:-1]):
-            if not isinstance(node, dict) or part not in node:
-                raise BenchConfigError(".".join(parts[: depth + 1]), "unknown key in --set")
-            if node[part] is None:  # an optional section that is off (phantom): switch it on
-                node[part] = {}
-            node = node[part]
-        if not isinstance(node, dict):
-            raise BenchConfigError(key, "unknown key in --set")
-        node[parts[-1]] = value
-    return from_dict(values, "--set")
+    return from_dict(set_overrides(to_dict(config), overrides, example="train.iterations=100"), "--set")
 
 
 def shipped_config_path(name: str) -> Path:
@@ -278,17 +169,9 @@ def shipped_config_path(name: str) -> Path:
 
 def load_config(source: str | os.PathLike[str], overrides: list[str] | None = None) -> BenchConfig:
     """Read a config YAML file (or a shipped one by name: detect, classify, phantom-detect, phantom-classify)."""
-    path = Path(source)
-    if not path.is_file() and str(source) in SHIPPED:
-        path = shipped_config_path(str(source))
-    if not path.is_file():
-        raise BenchConfigError(str(source), f"config file not found; give a YAML file or one of {', '.join(SHIPPED)}")
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise BenchConfigError(str(path), f"cannot read the config ({exc})") from None
+    path, values = read_yaml(source, {name: shipped_config_path(name) for name in SHIPPED})
     return apply_overrides(from_dict(values, str(path)), overrides or [])
 
 
 def dump_config(config: BenchConfig) -> str:
-    return yaml.safe_dump(to_dict(config), sort_keys=False)
+    return dump_yaml(config)

@@ -36,9 +36,9 @@ def build_detector(settings: DetectTrainSettings, image_size: int) -> tuple[Casc
     fields = {f.name for f in dataclasses.fields(CascadeConfig)}
     unknown = sorted(set(settings.model) - fields)
     if unknown:
-        from trainer.bench.config import BenchConfigError
+        from trainer.bench.config import ConfigError
 
-        raise BenchConfigError(f"train.model.{unknown[0]}", f"unknown; known keys: {', '.join(sorted(fields))}")
+        raise ConfigError(f"train.model.{unknown[0]}", f"unknown; known keys: {', '.join(sorted(fields))}")
     overrides = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
                  for k, v in settings.model.items()}  # fmt: skip
     cfg = CascadeConfig(**{**overrides, "min_size": image_size, "max_size": image_size})
@@ -181,9 +181,9 @@ def run_detect_cell(
     """Train and test one (portion, synthetic share, seed) cell; returns its JSON-ready result."""
     n_syn_total = len(data.synthetic) if data.synthetic is not None else 0
     if synthetic_share != 0 and data.synthetic is None:
-        from trainer.bench.config import BenchConfigError
+        from trainer.bench.config import ConfigError
 
-        raise BenchConfigError("data.synthetic", "the grid has synthetic shares > 0 but no synthetic set is given")
+        raise ConfigError("data.synthetic", "the grid has synthetic shares > 0 but no synthetic set is given")
     real_idx, syn_idx = cell_training_indices(len(data.train), n_syn_total, portion, synthetic_share, seed)
     parts: list[Dataset] = [Subset(data.train, real_idx)]
     if syn_idx:
