@@ -24,9 +24,11 @@ from pathlib import Path
 from types import FrameType
 
 from linop_core.errors import LinopError
+from linop_core.progress import tqdm_progress
 from trainer.config import SHIPPED_CONFIGS, Config, ConfigError, apply_overrides, load_config
 
 _log = logging.getLogger("trainer.train")
+KIMG_BAR = "{l_bar}{bar}| {n:.3f}/{total:.3f} kimg [{elapsed}<{remaining}]"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,24 +127,7 @@ class StopRequest:
         signal.signal(signal.SIGTERM, handler)
 
 
-def _progress_bar(enabled: bool):  # -> Callable[[int, int], None] | None
-    if not enabled:
-        return None
-    from tqdm import tqdm
 
-    state: dict[str, tqdm] = {}
-
-    def progress(done: int, total: int) -> None:
-        bar = state.get("bar")
-        if bar is None:
-            bar = state["bar"] = tqdm(total=total / 1000, unit="kimg", dynamic_ncols=True,
-                                      bar_format="{l_bar}{bar}| {n:.3f}/{total:.3f} kimg [{elapsed}<{remaining}]")
-        bar.n = done / 1000
-        bar.refresh()
-        if done >= total:
-            bar.close()
-
-    return progress
 
 
 def run(args: argparse.Namespace) -> int:
@@ -168,7 +153,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         trainer = Trainer(
             config, run_dir, info, resume=resume,
-            progress=_progress_bar(info.is_main and not args.no_progress), should_stop=stop,
+            progress=tqdm_progress(
+                enabled=info.is_main and not args.no_progress, unit="kimg", scale=1e-3, bar_format=KIMG_BAR
+            ),
+            should_stop=stop,
         )
         summary = trainer.run()
     finally:

@@ -13,23 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from linop_core.errors import LinopError
-
-
-def _progress_bar(total_label: str):
-    """A tqdm-backed `progress(done, total)` callback; the bar is created on the first call."""
-    from tqdm import tqdm
-
-    state: dict[str, tqdm] = {}
-
-    def progress(done: int, total: int) -> None:
-        bar = state.get("bar")
-        if bar is None:
-            bar = state["bar"] = tqdm(total=total, unit=total_label, file=sys.stderr, leave=False)
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-
-    return progress
+from linop_core.progress import tqdm_progress
 
 
 def _cmd_phantom(args: argparse.Namespace) -> int:
@@ -37,7 +21,7 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
 
     make = make_mammo_dataset if args.modality == "mammo" else make_cxr_dataset
     unit = "study" if args.modality == "mammo" else "image"
-    summary = make(Path(args.out), n=args.n, seed=args.seed, size=args.size, progress=_progress_bar(unit))
+    summary = make(Path(args.out), n=args.n, seed=args.seed, size=args.size, progress=tqdm_progress(unit=unit))
     print(f"wrote a phantom VinDr-{'Mammo' if args.modality == 'mammo' else 'CXR'} dataset to {summary.root}")
     print(f"  studies: {summary.n_studies}  images: {summary.n_images}")
     for key, value in summary.counts.items():

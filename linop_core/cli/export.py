@@ -19,33 +19,18 @@ import argparse
 import hashlib
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from linop_core.errors import DataError, LinopError
+from linop_core.progress import tqdm_progress
 
 PROG = "linop-export"
 
 
-def _progress_bar(unit: str, enabled: bool) -> Callable[[int, int], None] | None:
-    """A tqdm-backed ``progress(done, total)`` callback; the bar is created on the first call."""
-    if not enabled:
-        return None
-    from tqdm import tqdm
 
-    state: dict[str, Any] = {}
-
-    def progress(done: int, total: int) -> None:
-        bar = state.get("bar")
-        if bar is None:
-            bar = state["bar"] = tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True)
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-
-    return progress
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -288,12 +273,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     todo = [u for u in units if u not in writer.done_units]
     if len(todo) < len(units):
         print(f"{PROG}: resuming: {len(units) - len(todo)} of {len(units)} unit(s) already done", file=sys.stderr)
-    progress = _progress_bar("image", not args.no_progress)
+    progress = tqdm_progress(unit="image", enabled=not args.no_progress)
     for done, unit in enumerate(todo, start=1):
         writer.commit(unit, run_unit(job, unit))
         if progress is not None:
             progress(done, len(todo))
-    manifest = writer.finish(progress=_progress_bar("unit", not args.no_progress))
+    manifest = writer.finish(progress=tqdm_progress(unit="unit", enabled=not args.no_progress))
     print(f"wrote {out}: {manifest['n_samples']} sample(s), sha256 {manifest['sha256']}")
     if shard_count > 1:
         print(f"shard {shard_index}/{shard_count}: merge all shards with `{PROG} merge OUT.h5 SHARD.h5 ...`")
@@ -318,7 +303,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
         args.out,
         args.inputs,
         require_same_config=not args.any_config,
-        progress=_progress_bar("set", not args.no_progress),
+        progress=tqdm_progress(unit="set", enabled=not args.no_progress),
     )
     print(f"wrote {args.out}: {manifest['n_samples']} sample(s) from {len(args.inputs)} set(s), "
           f"sha256 {manifest['sha256']}")  # fmt: skip
@@ -332,7 +317,7 @@ def _cmd_coco(args: argparse.Namespace) -> int:
         args.set,
         args.out_dir,
         decisions=("approved",) if args.approved_only else None,
-        progress=_progress_bar("image", not args.no_progress),
+        progress=tqdm_progress(unit="image", enabled=not args.no_progress),
     )
     print(f"wrote {result.coco_json} ({result.n_images} image(s), {result.n_annotations} box(es))")
     for path in result.csv_files:

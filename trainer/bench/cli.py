@@ -24,30 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from linop_core.errors import LinopError
+from linop_core.progress import tqdm_progress
 
 PROG = "linop-bench"
 PRESETS = ("phantom",)
 DEMO_MODEL_SUFFIXES = (".pt", ".pth", ".ckpt")
-
-
-def _bar(desc: str, enabled: bool, position: int = 0, leave: bool = True) -> Callable[[int, int], None] | None:
-    """A tqdm-backed ``progress(done, total)``; the bar is created on the first call."""
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    state: dict[str, Any] = {}
-
-    def progress(done: int, total: int) -> None:
-        bar = state.get("bar")
-        if bar is None:
-            bar = state["bar"] = tqdm(total=total, desc=desc, file=sys.stderr, dynamic_ncols=True,
-                                      position=position, leave=leave)  # fmt: skip
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-
-    return progress
 
 
 # -- phantom preset ----------------------------------------------------------------------------------------------
@@ -74,7 +55,7 @@ def prepare_phantom(config: Any, out: Path, progress: bool) -> dict[str, Any]:
     marker = root / ("breast-level_annotations.csv" if modality == "mammo" else "annotations/image_labels_test.csv")
     if not marker.is_file():
         make = make_mammo_dataset if modality == "mammo" else make_cxr_dataset
-        make(root, settings.n, settings.seed, progress=_bar(f"phantom {modality}", progress))
+        make(root, settings.n, settings.seed, progress=tqdm_progress(desc=f"phantom {modality}", enabled=progress))
     kind = "inpaint" if modality == "mammo" else "outpaint"
     synthetic = out / "data" / f"{modality}-{kind}-{settings.synth_units}units-seed{settings.seed}.h5"
     model = demo_model()
@@ -143,8 +124,8 @@ def execute(config: Any, out: Path, *, progress: bool, extra_facts: dict[str, An
 
         grid.run_grid(
             cells, run_cell, out, digest, rank=info.rank, world=info.world,
-            progress=_bar(f"{config.task} cells", show),
-            cell_progress=(lambda c: _bar(c.key, show, position=1, leave=False)),
+            progress=tqdm_progress(desc=f"{config.task} cells", enabled=show),
+            cell_progress=(lambda c: tqdm_progress(desc=c.key, enabled=show, position=1, leave=False)),
         )  # fmt: skip
         barrier(info)
         if not info.is_main:
