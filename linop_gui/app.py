@@ -73,17 +73,11 @@ def ensure_demo_datasets(
     return out
 
 
-def find_demo_model() -> Path | None:
-    """The bundled demo checkpoint in ``resources/models`` (a ``*.pt`` file, ``demo`` in the name preferred)."""
-    from linop_gui.theme import resources_dir
+def find_demo_model(task: str = "inpaint") -> Path | None:
+    """The bundled demo checkpoint for ``task`` ("inpaint": mammography, "outpaint": chest X-ray), if installed."""
+    from linop_core.demo_models import demo_model_path
 
-    folder = resources_dir() / "models"
-    if not folder.is_dir():
-        return None
-    candidates = sorted(folder.glob("*.pt"))
-    preferred = [p for p in candidates if "demo" in p.name.lower()]
-    chosen = (preferred or candidates)[:1]
-    return chosen[0] if chosen else None
+    return demo_model_path(task)  # type: ignore[arg-type]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -42,7 +42,7 @@ from linop_core.dicom import DicomImage, VoiWindow
 from linop_core.errors import LinopError
 from linop_core.synthesis import InpaintRequest, OutpaintRequest, inpaint_lesion, outpaint_around
 from linop_gui.gallery import CandidateGallery, GalleryItem, load_gallery_items, make_gallery_item
-from linop_gui.model_panel import ModelPanel, initial_engine_spec, save_choice
+from linop_gui.model_panel import BUNDLED_NOTE, ModelPanel, find_bundled_model, initial_engine_spec, save_choice
 from linop_gui.session import CandidateEntry, ImageAnnotation, ReviewSession, candidate_provenance
 from linop_gui.shortcuts import ShortcutSpec
 from linop_gui.worker import BackgroundWorker, EngineInfo, EngineSpec, JobContext, WorkerError
@@ -491,6 +491,13 @@ class GenerationController(QObject):
     # -- gallery -----------------------------------------------------------------------------------------------
     def _on_dataset_opened(self, catalog: object) -> None:
         self.gallery.set_session(self.window.session)
+        # A bundled demo model is per modality: follow the dataset while the user has not chosen a model.
+        spec = self._pending_spec
+        if spec is not None and spec.note == BUNDLED_NOTE:
+            bundled = find_bundled_model(getattr(catalog, "kind", "mammo"))
+            if bundled is not None and str(bundled) != spec.checkpoint:
+                self.load_engine(EngineSpec(checkpoint=str(bundled), device=spec.device, note=BUNDLED_NOTE),
+                                 remember=False)
 
     def _on_image_changed(self, entry: Any, image: DicomImage) -> None:
         session = self.window.session

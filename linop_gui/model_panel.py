@@ -47,11 +47,14 @@ def available_devices() -> list[tuple[str, str, bool]]:
     return devices
 
 
-def find_bundled_model() -> Path | None:
-    """The bundled demo checkpoint, if one is installed."""
+BUNDLED_NOTE = "bundled demo model"
+
+
+def find_bundled_model(kind: str = "mammo") -> Path | None:
+    """The bundled demo checkpoint for a dataset kind ("mammo": inpainting, else outpainting), if installed."""
     from linop_gui.app import find_demo_model
 
-    return find_demo_model()
+    return find_demo_model("inpaint" if kind == "mammo" else "outpaint")
 
 
 def initial_engine_spec(cli_model: str | None, cli_device: str | None, settings: QSettings) -> EngineSpec:
@@ -69,7 +72,7 @@ def initial_engine_spec(cli_model: str | None, cli_device: str | None, settings:
         return EngineSpec(checkpoint=saved, device=device, note="last used")
     bundled = find_bundled_model()
     if bundled is not None:
-        return EngineSpec(checkpoint=str(bundled), device=device, note="bundled demo model")
+        return EngineSpec(checkpoint=str(bundled), device=device, note=BUNDLED_NOTE)
     return EngineSpec(checkpoint=None, device=device,
                       note="no model given or bundled: using the biharmonic baseline (choose a checkpoint to use MAT)")
 

@@ -73,9 +73,20 @@ def _make_engine(args: argparse.Namespace) -> Any:
         if args.model:
             raise LinopError("--model is for --engine mat; the biharmonic engine needs no weights")
         return BiharmonicEngine(resolution=args.resolution or 256)
-    if not args.model:
-        raise LinopError("--engine mat needs --model CHECKPOINT (a LINOP or imported official MAT checkpoint)")
-    return MatEngine(args.model, device=args.device, batch_size=args.batch_size)
+    model = args.model
+    if not model:
+        from linop_core.demo_models import demo_model_path
+        from linop_core.vindr import MammoDataset
+
+        task = "inpaint" if MammoDataset.is_root(Path(args.root)) else "outpaint"
+        model = demo_model_path(task)
+        if model is None:
+            raise LinopError(
+                "--engine mat needs --model CHECKPOINT (a LINOP or imported official MAT checkpoint): no bundled "
+                f"demo {task} model is installed; or use --engine biharmonic"
+            )
+        print(f"{PROG}: no --model given: using the bundled demo model {model.name} (phantom-trained)", file=sys.stderr)
+    return MatEngine(model, device=args.device, batch_size=args.batch_size)
 
 
 def build_job(args: argparse.Namespace, engine: Any) -> tuple[_Job, dict[str, Any]]:

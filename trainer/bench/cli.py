@@ -28,17 +28,9 @@ from linop_core.progress import tqdm_progress
 
 PROG = "linop-bench"
 PRESETS = ("phantom",)
-DEMO_MODEL_SUFFIXES = (".pt", ".pth", ".ckpt")
 
 
 # -- phantom preset ----------------------------------------------------------------------------------------------
-
-
-def demo_model() -> Path | None:
-    """The bundled demo MAT checkpoint (resources/models/), or None when the project ships none yet."""
-    folder = Path(__file__).resolve().parents[2] / "resources" / "models"
-    found = sorted(p for p in folder.glob("*") if p.suffix in DEMO_MODEL_SUFFIXES) if folder.is_dir() else []
-    return found[0] if found else None
 
 
 def prepare_phantom(config: Any, out: Path, progress: bool) -> dict[str, Any]:
@@ -58,7 +50,9 @@ def prepare_phantom(config: Any, out: Path, progress: bool) -> dict[str, Any]:
         make(root, settings.n, settings.seed, progress=tqdm_progress(desc=f"phantom {modality}", enabled=progress))
     kind = "inpaint" if modality == "mammo" else "outpaint"
     synthetic = out / "data" / f"{modality}-{kind}-{settings.synth_units}units-seed{settings.seed}.h5"
-    model = demo_model()
+    from linop_core.demo_models import demo_model_path
+
+    model = demo_model_path(kind)  # type: ignore[arg-type]
     engine_args = ["--engine", "mat", "--model", str(model)] if model else [
         "--engine", "biharmonic", "--resolution", str(settings.engine_resolution)]  # fmt: skip
     if not synthetic.is_file():
