@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from linop_core.errors import LinopError
+from linop_core.cli import run_subcommand
 from linop_core.progress import tqdm_progress
 
 
@@ -74,14 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "phantom" and args.n < 1:
         print("linop-data: --n must be at least 1", file=sys.stderr)
         return 2
-    try:
-        return args.func(args)
-    except LinopError as exc:
-        print(f"linop-data: error: {exc}", file=sys.stderr)
-        return 1
-    except BrokenPipeError:  # output piped into `head` and closed early: not an error
-        sys.stderr.close()
-        return 0
+    return run_subcommand("linop-data", args)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from linop_core.cli import run_subcommand
 from linop_core.errors import DataError, LinopError
 from linop_core.progress import tqdm_progress
 
@@ -400,11 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except LinopError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
+    return run_subcommand(PROG, args)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from linop_core.errors import LinopError, ModelError
+from linop_core.cli import run_subcommand
+from linop_core.errors import ModelError
 
 
 def _part_of(network: str, key: str) -> str:
@@ -177,11 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except LinopError as exc:
-        print(f"linop-model: error: {exc}", file=sys.stderr)
-        return 1
+    return run_subcommand("linop-model", args)
 
 
 if __name__ == "__main__":
