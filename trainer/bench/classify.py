@@ -18,13 +18,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 from torchvision.models import densenet121
 
 from linop_core.errors import ModelError
 from linop_core.vindr import FOUR_CLASSES
-from trainer.bench.config import ClassifyTrainSettings, ConfigError
-from trainer.bench.data import BenchData, cell_training_indices
+from trainer.bench.config import ClassifyTrainSettings
+from trainer.bench.data import BenchData, cell_training_set
 from trainer.bench.metrics import accuracy, macro_auroc
 
 Progress = Callable[[int, int], None]
@@ -160,27 +160,21 @@ def run_classify_cell(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Train and test one (portion, synthetic share, seed) cell; returns its JSON-ready result."""
-    n_syn_total = len(data.synthetic) if data.synthetic is not None else 0
-    if synthetic_share != 0 and data.synthetic is None:
-        raise ConfigError("data.synthetic", "the grid has synthetic shares > 0 but no synthetic set is given")
-    real_idx, syn_idx = cell_training_indices(len(data.train), n_syn_total, portion, synthetic_share, seed)
-    parts: list[Dataset] = [Subset(data.train, real_idx)]
-    if syn_idx:
-        parts.append(Subset(data.synthetic, syn_idx))  # type: ignore[arg-type]
+    cell = cell_training_set(data, portion, synthetic_share, seed)
     generator = torch.Generator().manual_seed(seed)
     started = time.monotonic()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)  # weight init draws from torch's global generator
         model, weights = build_classifier(settings)
-        history = train_classifier(model, ConcatDataset(parts), data.val, settings, device, generator, progress)
+        history = train_classifier(model, cell.dataset, data.val, settings, device, generator, progress)
     train_seconds = time.monotonic() - started
     probs, labels, ids, _ = predict(model, data.test, device, settings.batch_size)
     acc = accuracy(probs, labels) if len(labels) else float("nan")
     return {
         "metrics": {"accuracy": acc, "auroc": auroc_or_nan(probs, labels)},
-        "n_real_train": len(real_idx),
-        "n_synthetic_train": len(syn_idx),
-        "synthetic_available": n_syn_total,
+        "n_real_train": cell.n_real,
+        "n_synthetic_train": cell.n_synthetic,
+        "synthetic_available": cell.synthetic_available,
         "backbone": weights,
         "train_seconds": round(train_seconds, 1),
         "history": history,

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from linop_core.dicom import read_dicom, to_unit
 from linop_core.errors import DataError
@@ -421,3 +421,27 @@ def cell_training_indices(n_real: int, n_synthetic: int, portion: float, share: 
     n_syn = n_synthetic if share == "all" else min(n_synthetic, round(float(share) * len(real)))
     syn_order = np.random.default_rng([seed, 2]).permutation(n_synthetic)
     return real, sorted(int(i) for i in syn_order[:n_syn])
+
+
+@dataclass(frozen=True)
+class CellTrainingSet:
+    """The training data of one grid cell: real portion plus synthetic share, and the counts the report prints."""
+
+    dataset: Dataset
+    n_real: int
+    n_synthetic: int
+    synthetic_available: int
+
+
+def cell_training_set(data: BenchData, portion: float, share: float | str, seed: int) -> CellTrainingSet:
+    """The real and synthetic items a cell trains on (see :func:`cell_training_indices`), as one dataset."""
+    from trainer.bench.config import ConfigError
+
+    n_syn_total = len(data.synthetic) if data.synthetic is not None else 0
+    if share != 0 and data.synthetic is None:
+        raise ConfigError("data.synthetic", "the grid has synthetic shares > 0 but no synthetic set is given")
+    real_idx, syn_idx = cell_training_indices(len(data.train), n_syn_total, portion, share, seed)
+    parts: list[Dataset] = [Subset(data.train, real_idx)]
+    if syn_idx:
+        parts.append(Subset(data.synthetic, syn_idx))  # type: ignore[arg-type]
+    return CellTrainingSet(ConcatDataset(parts), len(real_idx), len(syn_idx), n_syn_total)

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 
 from trainer.bench.cascade_rcnn import CascadeConfig, CascadeRCNN, cascade_rcnn_resnet50_fpn
 from trainer.bench.config import DetectTrainSettings
-from trainer.bench.data import BenchData, cell_training_indices
+from trainer.bench.data import BenchData, cell_training_set
 from trainer.bench.metrics import map50
 
 Progress = Callable[[int, int], None]
@@ -179,16 +179,7 @@ def run_detect_cell(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Train and test one (portion, synthetic share, seed) cell; returns its JSON-ready result."""
-    n_syn_total = len(data.synthetic) if data.synthetic is not None else 0
-    if synthetic_share != 0 and data.synthetic is None:
-        from trainer.bench.config import ConfigError
-
-        raise ConfigError("data.synthetic", "the grid has synthetic shares > 0 but no synthetic set is given")
-    real_idx, syn_idx = cell_training_indices(len(data.train), n_syn_total, portion, synthetic_share, seed)
-    parts: list[Dataset] = [Subset(data.train, real_idx)]
-    if syn_idx:
-        parts.append(Subset(data.synthetic, syn_idx))  # type: ignore[arg-type]
-    train_set = ConcatDataset(parts)
+    cell = cell_training_set(data, portion, synthetic_share, seed)
     generator = torch.Generator().manual_seed(seed)
     started = time.monotonic()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -201,16 +192,16 @@ def run_detect_cell(
             return score if math.isfinite(score) else -1.0  # no mass in validation: nothing to choose by
 
         history = train_detector(
-            model, train_set, settings, device, generator,
+            model, cell.dataset, settings, device, generator,
             validate=validate if len(data.val) else None, progress=progress,
         )  # fmt: skip
     train_seconds = time.monotonic() - started
     preds, targets, ids = predict(model, data.test, device, settings.batch_size)
     return {
         "metrics": {"map50": map50_or_nan(preds, targets)},
-        "n_real_train": len(real_idx),
-        "n_synthetic_train": len(syn_idx),
-        "synthetic_available": n_syn_total,
+        "n_real_train": cell.n_real,
+        "n_synthetic_train": cell.n_synthetic,
+        "synthetic_available": cell.synthetic_available,
         "backbone": weights,
         "train_seconds": round(train_seconds, 1),
         "history": history,
