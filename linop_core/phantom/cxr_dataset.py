@@ -32,17 +32,11 @@ from linop_core.phantom.records import (
     split_indices,
     write_csv_atomic,
 )
+from linop_core.vindr.cxr import GLOBAL_LABELS, LOCAL_LABELS
 
-LOCAL_LABELS: tuple[str, ...] = (
-    "Aortic enlargement", "Atelectasis", "Calcification", "Cardiomegaly", "Clavicle fracture", "Consolidation",
-    "Edema", "Emphysema", "Enlarged PA", "ILD", "Infiltration", "Lung Opacity", "Lung cavity", "Lung cyst",
-    "Mediastinal shift", "Nodule/Mass", "Pleural effusion", "Pleural thickening", "Pneumothorax",
-    "Pulmonary fibrosis", "Rib fracture", "Other lesion",
-)
-GLOBAL_LABELS_TRAIN: tuple[str, ...] = ("COPD", "Lung tumor", "Pneumonia", "Tuberculosis", "Other diseases",
-                                        "No finding")
-GLOBAL_LABELS_TEST: tuple[str, ...] = ("COPD", "Lung tumor", "Pneumonia", "Tuberculosis", "Other disease",
-                                       "No finding")
+GLOBAL_LABELS_TRAIN: tuple[str, ...] = GLOBAL_LABELS
+# The real test label file names one column in the singular.
+GLOBAL_LABELS_TEST: tuple[str, ...] = tuple("Other disease" if g == "Other diseases" else g for g in GLOBAL_LABELS)
 ANNOTATION_COLUMNS: tuple[str, ...] = ("image_id", "rad_id", "class_name", "x_min", "y_min", "x_max", "y_max")
 LABELS_TRAIN_COLUMNS: tuple[str, ...] = ("image_id", "rad_id", *LOCAL_LABELS, *GLOBAL_LABELS_TRAIN)
 LABELS_TEST_COLUMNS: tuple[str, ...] = ("image_id", "rad_id", *LOCAL_LABELS, *GLOBAL_LABELS_TEST)

@@ -32,16 +32,8 @@ from linop_core.phantom.records import (
     split_indices,
     write_csv_atomic,
 )
+from linop_core.vindr.mammo import BREAST_LEVEL_COLUMNS, FINDING_COLUMNS
 
-BREAST_LEVEL_COLUMNS: tuple[str, ...] = (
-    "study_id", "series_id", "image_id", "laterality", "view_position", "height", "width",
-    "breast_birads", "breast_density", "split",
-)
-FINDING_COLUMNS: tuple[str, ...] = (
-    "study_id", "series_id", "image_id", "laterality", "view_position", "height", "width",
-    "breast_birads", "breast_density", "finding_categories", "finding_birads", "xmin", "ymin", "xmax", "ymax",
-    "split",
-)
 METADATA_COLUMNS: tuple[str, ...] = (
     "SOP Instance UID", "Series Instance UID", "Study Instance UID", "Patient's Age", "View Position",
     "Image Laterality", "Photometric Interpretation", "Rows", "Columns", "Imager Pixel Spacing", "Bits Stored",

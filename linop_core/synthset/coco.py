@@ -203,11 +203,9 @@ def export_coco(
     written: list[Path] = []
     extra_header = list(_PROVENANCE)
     if mammo_rows:
-        header = [
-            "study_id", "series_id", "image_id", "laterality", "view_position", "height", "width",
-            "breast_birads", "breast_density", "finding_categories", "finding_birads",
-            "xmin", "ymin", "xmax", "ymax", "split", *extra_header,
-        ]  # fmt: skip
+        from linop_core.vindr.mammo import FINDING_COLUMNS  # the reader's schema; imported here to keep synthset light
+
+        header = [*FINDING_COLUMNS, *extra_header]
         atomic_write_text(out / MAMMO_CSV, _csv_text(header, mammo_rows))
         written.append(out / MAMMO_CSV)
     if cxr_label_rows:
