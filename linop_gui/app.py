@@ -73,13 +73,6 @@ def ensure_demo_datasets(
     return out
 
 
-def find_demo_model(task: str = "inpaint") -> Path | None:
-    """The bundled demo checkpoint for ``task`` ("inpaint": mammography, "outpaint": chest X-ray), if installed."""
-    from linop_core.demo_models import demo_model_path
-
-    return demo_model_path(task)  # type: ignore[arg-type]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(argv) if argv is not None else None)
 
@@ -123,10 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         finally:
             dialog.close()
+        # No model named: the generation panel picks the bundled demo model of the open dataset's modality.
         path = path or str(demo["mammo"])
-        if model is None:
-            found = find_demo_model()
-            model = str(found) if found else None
 
     if model is not None and not Path(model).is_file():
         print(f"linop-gui: {model}: checkpoint not found; check the --model path", file=sys.stderr)

@@ -52,9 +52,9 @@ BUNDLED_NOTE = "bundled demo model"
 
 def find_bundled_model(kind: str = "mammo") -> Path | None:
     """The bundled demo checkpoint for a dataset kind ("mammo": inpainting, else outpainting), if installed."""
-    from linop_gui.app import find_demo_model
+    from linop_core.demo_models import demo_model_path
 
-    return find_demo_model("inpaint" if kind == "mammo" else "outpaint")
+    return demo_model_path("inpaint" if kind == "mammo" else "outpaint")
 
 
 def initial_engine_spec(cli_model: str | None, cli_device: str | None, settings: QSettings) -> EngineSpec:
