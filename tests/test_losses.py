@@ -17,6 +17,7 @@ from linop_core.losses import (
     VGG19PerceptualLoss,
     discriminator_adversarial_loss,
     generator_adversarial_loss,
+    hole_l1_loss,
     r1_penalty,
     resolve_vgg19_weights,
     vgg19_cache_path,
@@ -207,3 +208,26 @@ def test_mat_loss_adds_weighted_perceptual_term(random_vgg_file: Path) -> None:
     assert loss.perceptual is not None
     expected = terms.parts["G/adv"] + 0.1 * loss.perceptual(fake, real)
     torch.testing.assert_close(terms.total, expected)
+
+
+def test_hole_l1_averages_over_hole_pixels_only() -> None:
+    real = torch.zeros(2, 1, 4, 4)
+    mask = torch.ones(2, 1, 4, 4)
+    mask[0, :, :2, :2] = 0  # 4 hole pixels in image 0, none in image 1
+    fake = torch.full_like(real, 5.0)  # differs everywhere, known pixels included
+    fake[0, :, :2, :2] = torch.tensor([[1.0, -1.0], [3.0, -3.0]])
+    torch.testing.assert_close(hole_l1_loss(fake, real, mask), torch.tensor(2.0))
+    assert hole_l1_loss(real + 1, real, torch.ones_like(mask)).item() == 0.0  # no hole: no loss
+
+
+def test_mat_loss_adds_weighted_hole_l1_on_both_outputs() -> None:
+    gen = torch.Generator().manual_seed(8)
+    real, fake, fake1 = (torch.rand(2, 1, 8, 8, generator=gen) * 2 - 1 for _ in range(3))
+    mask = (torch.rand(2, 1, 8, 8, generator=gen) > 0.5).float()
+    disc = ConstantD()
+    plain = MatLoss(MatLossConfig(perceptual=False)).generator_loss(disc, fake, fake1, real, mask)
+    assert "G/hole_l1" not in plain.parts
+    terms = MatLoss(MatLossConfig(perceptual=False, hole_l1=3.0)).generator_loss(disc, fake, fake1, real, mask)
+    expected_l1 = hole_l1_loss(fake, real, mask) + hole_l1_loss(fake1, real, mask)
+    torch.testing.assert_close(terms.parts["G/hole_l1"], expected_l1)
+    torch.testing.assert_close(terms.total, plain.total + 3.0 * expected_l1)

@@ -73,6 +73,8 @@ class LossConfig:
     r1_gamma: float = 10.0
     truncation_psi: float = 0.5
     style_mixing_prob: float = 0.5
+    # Not in MAT's recipe: L1 over the hole (see linop_core.losses); for runs without the perceptual loss.
+    hole_l1: float = 0.0
 
 
 @dataclass

@@ -363,6 +363,7 @@ class Trainer:
                 vgg_weights=lc.vgg_weights,
                 r1_gamma=lc.r1_gamma,
                 r1_interval=max(1, o.d_reg_interval),
+                hole_l1=lc.hole_l1,
             )
         ).to(self.device)
 
