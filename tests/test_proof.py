@@ -27,7 +27,7 @@ from trainer.proof import (
 
 TINY = ProofSettings(
     mammo_shape=(300, 240), cxr_shape=(256, 224), train_cases=3, test_cases=1, cxr_train_per_class=2,
-    cxr_test_per_class=1, epochs=1, train_jitter=1,
+    cxr_test_per_class=1, epochs=1, cxr_epochs=1, train_jitter=1,
 )
 
 
