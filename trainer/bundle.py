@@ -112,7 +112,8 @@ def bundle(checkpoint_path: Path, config_path: Path, out: Path, *, machine: str,
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer.bundle", description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint", type=Path, help="best.pt, last.pt or a snapshot of a linop-train run")
+    parser.add_argument("checkpoint", type=Path, help="best.pt or a snapshot of a linop-train run (last.pt holds the "
+                        "training state: take a snapshot)")
     parser.add_argument("--config", type=Path, required=True, help="the YAML config the run was trained with")
     parser.add_argument("--out", type=Path, required=True, help="the bundled .pt (its .yaml/.metrics.json go beside)")
     parser.add_argument("--machine", required=True, help="where it was trained, for the metrics file")
