@@ -57,6 +57,7 @@ from torch import Tensor, nn
 from linop_core.dicom import VoiWindow, apply_window
 from linop_core.engines import BiharmonicEngine, Engine, MatEngine
 from linop_core.errors import LinopError
+from linop_core.fileio import atomic_open, atomic_write_text
 from linop_core.masks import box_hole
 from linop_core.phantom import CXR_FINDINGS, DENSITIES, MASS_SHAPES, MassSpec, render_cxr, render_mammogram
 from linop_core.synthesis import InpaintRequest, OutpaintRequest, crop_window, inpaint_lesion, outpaint_around
@@ -376,10 +377,8 @@ def _cached_npz(cache_dir: Path | None, key: dict[str, Any], build: Callable[[],
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
     arrays = build()
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_open(path) as f:
+        np.savez(f, **arrays)
     return arrays
 
 
@@ -694,10 +693,9 @@ def save_examples(path: Path, inpaint: InpaintExample | None, outpaint: Outpaint
                 ax.imshow(tint)
             ax.set_title(title, fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_open(path) as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def _pct(value: float) -> str:
@@ -753,12 +751,6 @@ def _fid_table(fid: dict[str, dict[str, float]], title: str) -> list[str]:
     return [*lines, ""]
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def proof_engines(model: str | os.PathLike[str], device: str, seed: int) -> dict[str, Engine]:
     """The engines compared: the trained MAT, the biharmonic baseline, and a negative control.
 
@@ -804,8 +796,8 @@ def run_proof(
         result.outpaint, outpaint_example = evaluate_outpainting(
             proof_engines(outpaint_model, device, settings.seed), settings, stage=stage, cache_dir=cache_dir)
     result.seconds = time.perf_counter() - start
-    _atomic_text(out_dir / "proof.json", json.dumps(asdict(result), indent=2) + "\n")
-    _atomic_text(out_dir / "proof.md", render_markdown(result))
+    atomic_write_text(out_dir / "proof.json", json.dumps(asdict(result), indent=2) + "\n")
+    atomic_write_text(out_dir / "proof.md", render_markdown(result))
     save_examples(out_dir / "examples.png", inpaint_example, outpaint_example)
     return result
 
