@@ -22,16 +22,15 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from linop_core.errors import ModelError
 from linop_core.fileio import atomic_open
-
-if TYPE_CHECKING:
-    from linop_core.model.presets import MatConfig
+from linop_core.model.config import PRESETS, MatConfig, config_from_dict, config_to_dict, get_config
+from linop_core.model.presets import build_discriminator, build_generator
 
 FORMAT_NAME = "linop-mat"
 FORMAT_VERSION = 1
@@ -62,8 +61,6 @@ class Checkpoint:
     @property
     def config(self) -> MatConfig:
         """The model configuration the weights were built for."""
-        from linop_core.model.presets import config_from_dict
-
         try:
             return config_from_dict(self.config_dict)
         except ModelError as exc:
@@ -105,8 +102,6 @@ def _config_dict(config: MatConfig | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(config, Mapping):
         return _plain(dict(config), "config")
     if dataclasses.is_dataclass(config):
-        from linop_core.model.presets import config_to_dict
-
         return _plain(config_to_dict(config), "config")
     raise TypeError(f"config must be a MatConfig or a dict, got {type(config).__name__}")
 
@@ -241,8 +236,6 @@ def load_checkpoint(
 
 def check_preset(checkpoint: Checkpoint, expected_preset: str) -> None:
     """Raise ModelError unless the checkpoint's config is the config of ``expected_preset``."""
-    from linop_core.model.presets import PRESETS, config_to_dict, get_config
-
     if expected_preset not in PRESETS:
         raise ModelError(
             checkpoint.path, f"unknown preset '{expected_preset}'; choose one of {', '.join(PRESETS)}"
@@ -270,8 +263,6 @@ def load_generator(
     path: str | os.PathLike[str], device: str | torch.device = "cpu", *, expected_preset: str | None = None
 ) -> tuple[nn.Module, Checkpoint]:
     """Build the generator of a checkpoint, load its G_ema weights and return it in eval mode on ``device``."""
-    from linop_core.model.presets import build_generator
-
     checkpoint = load_checkpoint(path, expected_preset=expected_preset)
     generator = build_generator(checkpoint.config)
     try:
@@ -283,8 +274,6 @@ def load_generator(
 
 def load_discriminator(checkpoint: Checkpoint, device: str | torch.device = "cpu") -> nn.Module:
     """The checkpoint's discriminator (for fine-tuning). Raises ModelError if the file holds none."""
-    from linop_core.model.presets import build_discriminator
-
     if checkpoint.D is None:
         raise ModelError(checkpoint.path, "the checkpoint holds no discriminator; fine-tune from a full one")
     discriminator = build_discriminator(checkpoint.config)

@@ -12,8 +12,8 @@ import torch
 from torch import Tensor, nn
 
 from linop_core.errors import ModelError
+from linop_core.model.config import MatConfig
 from linop_core.model.layers import Conv2dLayer, FullyConnectedLayer, MinibatchStdLayer
-from linop_core.model.presets import MatConfig
 
 
 class FromRGB(nn.Module):

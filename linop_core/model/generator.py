@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from linop_core.errors import ModelError
 from linop_core.model.attention import BasicLayer
+from linop_core.model.config import MatConfig
 from linop_core.model.layers import (
     Conv2dLayer,
     FullyConnectedLayer,
@@ -30,7 +31,6 @@ from linop_core.model.layers import (
     ToRGB,
     accumulate_,
 )
-from linop_core.model.presets import MatConfig
 
 STAGE2_BOTTLENECK_LOG2 = 4  # the Conv-U-Net always encodes down to 16x16 at the design resolution
 

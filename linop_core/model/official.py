@@ -37,7 +37,9 @@ import torch
 from torch import Tensor
 
 from linop_core.errors import ModelError
-from linop_core.model.checkpoint import sha256_file
+from linop_core.model.checkpoint import save_checkpoint, sha256_file
+from linop_core.model.config import PRESETS, config_to_dict, get_config
+from linop_core.model.presets import build_discriminator, build_generator
 
 NETWORK_NAMES = ("G_ema", "G", "D")
 # torch.save (legacy, non-zip) files start with this pickled integer.
@@ -435,8 +437,6 @@ class ImportReport:
 
 def model_shapes(cfg: Any, which: Literal["G", "D"]) -> dict[str, Tensor]:
     """The state dict of a freshly built network on the ``meta`` device (names and shapes, no memory)."""
-    from linop_core.model.presets import build_discriminator, build_generator
-
     build = build_generator if which == "G" else build_discriminator
     with torch.device("meta"):
         return build(cfg).state_dict()
@@ -444,8 +444,6 @@ def model_shapes(cfg: Any, which: Literal["G", "D"]) -> dict[str, Tensor]:
 
 def matching_preset(layout: GeneratorLayout, state: Mapping[str, Tensor], path: Path) -> str:
     """The preset whose generator has exactly the keys and shapes of ``state`` (official names)."""
-    from linop_core.model.presets import PRESETS, get_config
-
     for name in PRESETS:
         cfg = get_config(name)
         if (cfg.resolution, cfg.img_channels, cfg.mapping_layers, cfg.z_dim, cfg.w_dim) != (
@@ -483,9 +481,6 @@ def import_official(
     Raises:
         UnsafePickleError, ModelError: unsafe or foreign file, no fitting preset, impossible conversion.
     """
-    from linop_core.model.checkpoint import save_checkpoint
-    from linop_core.model.presets import config_to_dict, get_config
-
     weights = read_official(source)
     path = weights.path
     g_ema = weights.networks["G_ema"]
