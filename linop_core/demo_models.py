@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Literal
 
-DemoTask = Literal["inpaint", "outpaint"]
+from linop_core.vocab import Task
 
-DEMO_MODEL_FILES: dict[str, str] = {
-    "inpaint": "mammo-inpaint-demo.pt",
-    "outpaint": "cxr-outpaint-demo.pt",
+DEMO_MODEL_FILES: dict[Task, str] = {
+    Task.INPAINT: "mammo-inpaint-demo.pt",
+    Task.OUTPAINT: "cxr-outpaint-demo.pt",
 }
 
 
@@ -31,7 +30,7 @@ def demo_model_dirs() -> list[Path]:
     return dirs
 
 
-def demo_model_path(task: DemoTask) -> Path | None:
+def demo_model_path(task: Task | str) -> Path | None:
     """The bundled demo checkpoint for ``task`` ("inpaint": mammography masses, "outpaint": chest X-ray),
     or None when it is not installed.
 

@@ -23,6 +23,8 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
+from linop_core.vocab import HoleKind
+
 Box = tuple[float, float, float, float]
 
 # MAT's counts per variant: (max boxes of side < s/2, max boxes of side < s, max brush strokes); each count
@@ -167,7 +169,7 @@ def _validate_box(box: Box) -> Box:
 
 
 def box_hole(
-    shape: tuple[int, int], box: Box, kind: Literal["ellipse", "rectangle"] = "ellipse"
+    shape: tuple[int, int], box: Box, kind: HoleKind = HoleKind.ELLIPSE
 ) -> np.ndarray:
     """The hole for a box: bool (H, W), True inside the ellipse inscribed in the box, or the box itself."""
     h, w = _check_shape(shape)
@@ -178,11 +180,11 @@ def box_hole(
         return hole
     yc = np.arange(r0, r1, dtype=np.float64)[:, None] + 0.5
     xc = np.arange(c0, c1, dtype=np.float64)[None, :] + 0.5
-    if kind == "ellipse":
+    if kind == HoleKind.ELLIPSE:
         cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
         rx, ry = (x1 - x0) / 2.0, (y1 - y0) / 2.0
         inside = ((xc - cx) / rx) ** 2 + ((yc - cy) / ry) ** 2 <= 1.0
-    elif kind == "rectangle":
+    elif kind == HoleKind.RECTANGLE:
         inside = (xc >= x0) & (xc < x1) & (yc >= y0) & (yc < y1)
     else:
         raise ValueError(f"hole kind must be 'ellipse' or 'rectangle', got {kind!r}")
@@ -235,7 +237,7 @@ def outpaint_keep_mask(shape: tuple[int, int], boxes: tuple[Box, ...] | list[Box
     keep = np.zeros((h, w), dtype=bool)
     for box in boxes:
         x0, y0, x1, y1 = _validate_box(box)
-        keep |= box_hole((h, w), (x0 - margin, y0 - margin, x1 + margin, y1 + margin), "rectangle")
+        keep |= box_hole((h, w), (x0 - margin, y0 - margin, x1 + margin, y1 + margin), HoleKind.RECTANGLE)
     return keep
 
 

@@ -7,7 +7,8 @@
   with hole), the lesion boxes + margin kept, everything else regenerated, resized back; kept pixels exact
   and a feathered band outside them.
 
-Both return one :class:`Candidate` per seed. Every pixel whose blend weight is 0 equals the source bit for bit;
+:func:`synthesize` is the one entry point: it takes either request (both are a :class:`SynthesisRequest`)
+and returns one :class:`Candidate` per seed. Every pixel whose blend weight is 0 equals the source bit for bit;
 this is checked before anything is returned (:class:`PasteIntegrityError` otherwise: a bug, not a user error).
 
 Blend weights (``Candidate.generated``): inpainting, 1 on the hole and a raised-cosine ramp over
@@ -19,9 +20,10 @@ them up to 1 (so the kept lesion pixels are never touched).
 from __future__ import annotations
 
 import math
+from abc import ABC
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -34,54 +36,38 @@ from linop_core.anatomy import (
     require_box_in_anatomy,
     require_box_in_image,
 )
-from linop_core.dicom import DicomImage, VoiWindow, apply_window, choose_window, invert_window
+from linop_core.candidate import Candidate
+from linop_core.dicom import DicomImage, VoiWindow, apply_window, choose_window, invert_window, percentile_window
 from linop_core.engines import Engine, ProgressFn
 from linop_core.errors import LinopError
 from linop_core.masks import Box, box_hole, feather, outpaint_keep_mask
+from linop_core.vocab import BOX_HOLES, HoleKind, Task
 
 
 class PasteIntegrityError(RuntimeError):
     """A pixel outside the generated region changed: a bug in the paste-back, never a user error."""
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """One synthetic image and everything needed to reproduce and audit it.
+class SynthesisRequest(ABC):
+    """What to synthesise in one image: an :class:`InpaintRequest` or an :class:`OutpaintRequest`.
 
-    The first 16 fields are the contract with the SynthSet writer; the ones after ``checkpoint_sha256`` are
-    extra provenance with defaults.
+    Both carry ``seeds`` (one candidate each), the VOI ``window`` and ``window_function`` that map the source
+    to the model's [0, 1], ``feather_px``, the ``global_labels`` to record, and the ``anatomy`` region with
+    the fraction ``min_inside_anatomy`` of each box that must lie in it. :func:`synthesize` runs either.
     """
 
-    task: Literal["inpaint", "outpaint"]
-    # (H, W) full source size, same dtype as the source pixels, native units, MONOCHROME2.
-    image: np.ndarray = field(compare=False, repr=False)
-    # (H, W) float32 in [0, 1]: the blend weight used (0 = source pixel kept bit-exact). May be shared
-    # (read-only) by the candidates of one request.
-    generated: np.ndarray = field(compare=False, repr=False)
-    boxes: tuple[Box, ...]  # inpaint: the new lesion box; outpaint: the kept lesion boxes (without margin)
-    box_labels: tuple[str, ...]
+    task: ClassVar[Task]
+    seeds: Sequence[int]
+    window: VoiWindow | int | None
+    window_function: str | None
+    feather_px: float | None
     global_labels: tuple[str, ...]
-    seed: int
-    crop_origin: tuple[int, int]  # (y0, x0) of the model window in source pixels
-    crop_size: tuple[int, int]  # (h, w) of the model window in source pixels
-    scale: float  # model pixels per source pixel
-    feather_px: float  # feather width in source pixels
-    window: VoiWindow  # native -> [0, 1] for the model
-    window_function: str
-    engine: str  # "mat" | "biharmonic"
-    model_name: str | None
-    checkpoint_sha256: str | None
-    # --- extra provenance
-    seed_used: bool = True  # False when the engine ignores seeds (biharmonic): candidates are then identical
-    hole_kind: str = ""  # "ellipse" | "rectangle" | "brush" (inpaint), "keep-boxes" (outpaint)
-    margin_px: float = 0.0  # outpaint: pixels kept around each box; inpaint: 0
-    model_size: tuple[int, int] = (0, 0)  # (h, w) the engine ran at, padding included
-    source_id: str | None = None  # SOP Instance UID (DICOM input) or the caller's image name
-    engine_settings: dict[str, object] = field(default_factory=dict, compare=False)
+    anatomy: AnatomyRegion
+    min_inside_anatomy: float
 
 
 @dataclass(frozen=True)
-class InpaintRequest:
+class InpaintRequest(SynthesisRequest):
     """Generate a lesion in ``box`` (source pixel coordinates).
 
     ``hole``: "ellipse" (inscribed in the box), "rectangle" (the box), or a brush mask (H, W bool, True =
@@ -97,8 +83,9 @@ class InpaintRequest:
     into a chest X-ray) and the fraction of the box that must be inside it.
     """
 
+    task: ClassVar[Task] = Task.INPAINT
     box: Box | None
-    hole: Literal["ellipse", "rectangle"] | np.ndarray = "ellipse"
+    hole: HoleKind | np.ndarray = HoleKind.ELLIPSE
     seeds: Sequence[int] = (0,)
     window: VoiWindow | int | None = None
     window_function: str | None = None
@@ -112,7 +99,7 @@ class InpaintRequest:
 
 
 @dataclass(frozen=True)
-class OutpaintRequest:
+class OutpaintRequest(SynthesisRequest):
     """Keep the lesion ``boxes`` (+ ``margin`` source pixels per side) and regenerate everything else.
 
     ``long_side``: the model canvas side for the image's longer side (a multiple of the engine resolution;
@@ -121,6 +108,7 @@ class OutpaintRequest:
     chest region (lungs and mediastinum).
     """
 
+    task: ClassVar[Task] = Task.OUTPAINT
     boxes: tuple[Box, ...]
     box_labels: tuple[str, ...]
     seeds: Sequence[int] = (0,)
@@ -146,15 +134,6 @@ class _Source:
     window: VoiWindow
     window_function: str
     padding_mask: np.ndarray | None
-
-
-def _percentile_window(pixels: np.ndarray, percentiles: tuple[float, float] = (0.5, 99.5)) -> VoiWindow:
-    # A strided sample of at most ~1 M pixels: a default display window does not need an exact sort.
-    step = max(1, math.isqrt(pixels.size // 1_000_000))
-    lo, hi = (float(v) for v in np.percentile(pixels[::step, ::step], percentiles))
-    # LINEAR maps c - 0.5 - (w-1)/2 to 0 and c - 0.5 + (w-1)/2 to 1 (PS3.3 C.11.2.1.2): solve for lo, hi.
-    width = max(hi - lo + 1.0, 2.0)
-    return VoiWindow(lo + (width - 1.0) / 2.0 + 0.5, width, f"percentile {percentiles[0]:g}-{percentiles[1]:g} %")
 
 
 def _resolve_source(
@@ -196,7 +175,7 @@ def _resolve_source(
         name=name,
         source_id=image_name,
         value_range=value_range,
-        window=window if isinstance(window, VoiWindow) else _percentile_window(pixels),
+        window=window if isinstance(window, VoiWindow) else percentile_window(pixels, name=name),
         window_function=window_function or "LINEAR",
         padding_mask=None,
     ))
@@ -322,7 +301,7 @@ def _brush_hole(brush: np.ndarray, box: Box | None, shape: tuple[int, int], name
                          "draw the brush on this image")
     hole = brush.astype(bool, copy=True)
     if box is not None:
-        hole &= box_hole(shape, box, "rectangle")
+        hole &= box_hole(shape, box, HoleKind.RECTANGLE)
     if not hole.any():
         raise LinopError(f"{name}: the brush mask is empty{' inside the box' if box is not None else ''}; "
                          "paint over the region where the lesion should go")
@@ -354,14 +333,14 @@ def inpaint_lesion(
     if isinstance(request.hole, np.ndarray):
         box = None if request.box is None else require_box_in_image(request.box, shape, image_name=source.name)
         full_hole, box = _brush_hole(request.hole, box, shape, source.name)
-        hole_kind = "brush"
+        hole_kind = HoleKind.BRUSH
     else:
         if request.box is None:
             raise LinopError(f"{source.name}: an inpainting request needs a box (or a brush mask)")
         box = require_box_in_image(request.box, shape, image_name=source.name)
-        hole_kind = request.hole
-        if hole_kind not in ("ellipse", "rectangle"):
-            raise LinopError(f"{source.name}: hole shape {hole_kind!r} is not ellipse, rectangle or a brush mask")
+        if request.hole not in BOX_HOLES:
+            raise LinopError(f"{source.name}: hole shape {request.hole!r} is not ellipse, rectangle or a brush mask")
+        hole_kind = HoleKind(request.hole)
         full_hole = None
     if anatomy_check:
         _check_anatomy(source, [box], request.anatomy, request.min_inside_anatomy)
@@ -406,7 +385,7 @@ def inpaint_lesion(
         result[rows, cols] = _blend(crop, _to_native(back[i], source), weight)
         verify_outside_unchanged(source.pixels, result, weight_full, name=source.name)
         candidates.append(Candidate(
-            task="inpaint", image=result, generated=weight_full, boxes=(box,), box_labels=(request.category,),
+            task=Task.INPAINT, image=result, generated=weight_full, boxes=(box,), box_labels=(request.category,),
             global_labels=tuple(request.global_labels), seed=seed, crop_origin=(win.y0, win.x0),
             crop_size=(win.height, win.width), scale=win.scale, feather_px=feather_px, window=source.window,
             window_function=source.window_function, engine=engine.name, model_name=engine.model_name,
@@ -490,11 +469,34 @@ def outpaint_around(
         result = _blend(source.pixels, _to_native(back, source), weight)
         verify_outside_unchanged(source.pixels, result, weight, name=source.name)
         candidates.append(Candidate(
-            task="outpaint", image=result, generated=weight, boxes=boxes, box_labels=tuple(request.box_labels),
+            task=Task.OUTPAINT, image=result, generated=weight, boxes=boxes, box_labels=tuple(request.box_labels),
             global_labels=tuple(request.global_labels), seed=seed, crop_origin=(0, 0), crop_size=(h, w),
             scale=scale, feather_px=feather_px, window=source.window, window_function=source.window_function,
             engine=engine.name, model_name=engine.model_name, checkpoint_sha256=engine.checkpoint_sha256,
-            seed_used=engine.seed_used, hole_kind="keep-boxes", margin_px=float(request.margin),
+            seed_used=engine.seed_used, hole_kind=HoleKind.KEEP_BOXES, margin_px=float(request.margin),
             model_size=canvas, source_id=source.source_id, engine_settings=settings,
         ))
     return candidates
+
+
+# ----------------------------------------------------------------------------------------------- entry point
+
+
+def synthesize(
+    image: DicomImage | np.ndarray,
+    request: SynthesisRequest,
+    engine: Engine,
+    *,
+    anatomy_check: bool = True,
+    image_name: str | None = None,
+    progress: ProgressFn | None = None,
+) -> list[Candidate]:
+    """Run ``request`` on ``image`` with ``engine``: one :class:`Candidate` per seed, pixels outside the
+    generated region equal to the source (checked). The one way front doors synthesise."""
+    if isinstance(request, InpaintRequest):
+        return inpaint_lesion(image, request, engine, anatomy_check=anatomy_check, image_name=image_name,
+                              progress=progress)
+    if isinstance(request, OutpaintRequest):
+        return outpaint_around(image, request, engine, anatomy_check=anatomy_check, image_name=image_name,
+                               progress=progress)
+    raise TypeError(f"expected an InpaintRequest or OutpaintRequest, got {type(request).__name__}")

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from linop_gui.session import ImageAnnotation, LesionBox
+from linop_core.review.session import ImageAnnotation, LesionBox
 
 
 def box_text(index: int, lesion: LesionBox, mode: str) -> str:

@@ -1,6 +1,6 @@
 """The dataset browser: filters over a thumbnail list of the catalog's images.
 
-Thin on purpose: which images exist and how they filter is :mod:`linop_gui.catalog`; decoding thumbnails is
+Thin on purpose: which images exist and how they filter is :mod:`linop_core.catalog`; decoding thumbnails is
 :mod:`linop_gui.loader` (only for the rows in sight, so a 20,000-image VinDr root does not decode everything).
 """
 
@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from linop_gui.catalog import FILTER_FIELDS, Catalog, CatalogEntry, Filters
+from linop_core.catalog import FILTER_FIELDS, Catalog, CatalogEntry, Filters
 from linop_gui.loader import ImageLoader
 
 ICON_SIDE = 56

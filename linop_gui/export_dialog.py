@@ -7,20 +7,19 @@
   boxes on the normal mammograms, or out-painting around the CXR findings: ``linop-export``'s own sampler), sent
   to the review gallery (the session) or straight to a set. It runs in the model thread (it needs the engine).
 
-The jobs (:func:`export_reviewed`, :func:`run_batch`) are plain functions of a ``JobContext``, so tests and
-scripts can run them without dialogs.
+The work itself is the core's (:mod:`linop_core.review.export`, :mod:`linop_core.synthset.batch`); the job
+functions here (:func:`export_job`, :func:`batch_job`) only adapt a worker's ``JobContext`` to it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -43,256 +42,49 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from linop_core.errors import DataError, LinopError
-from linop_gui.session import CandidateEntry, ImageAnnotation, LesionBox, ReviewSession
+from linop_core.catalog import Catalog
+from linop_core.errors import LinopError
+from linop_core.review.batch import BatchItem, batch_into_session, record_batch
+from linop_core.review.export import ExportFilter, ExportPlan, ExportSummary, export_reviewed, plan_export
+from linop_core.review.session import ReviewSession
+from linop_core.synthset.batch import BatchOptions, vindr_job, write_set
+from linop_core.synthset.records import TEST_SPLIT
+from linop_core.vocab import DatasetKind, Decision, HoleKind, Task
 from linop_gui.worker import BackgroundWorker, JobContext, WorkerError
 
 EXPORT_CHANNEL = "export"
 BATCH_CHANNEL = "batch"
-TEST_SPLIT = "test"
-DECISIONS = ("approved", "rejected", "pending")
 
 
-# ----------------------------------------------------------------------------------------------- export jobs
+class BatchTarget(StrEnum):
+    SESSION = "session"  # the review gallery
+    SET = "set"  # straight to an unreviewed HDF5 set
 
 
-@dataclass(frozen=True)
-class ExportFilter:
-    """Which reviewed candidates go into the set."""
-
-    decisions: tuple[str, ...] = ("approved",)
-    tasks: tuple[str, ...] = ("inpaint", "outpaint")
-    min_score: int = 0  # 0: any, rated or not; k: only candidates rated >= k
-
-    def matches(self, entry: CandidateEntry) -> bool:
-        task = entry.provenance.get("task", "inpaint" if entry.box_index >= 0 else "outpaint")
-        if entry.decision not in self.decisions or task not in self.tasks:
-            return False
-        return self.min_score <= 0 or (entry.realism_score or 0) >= self.min_score
-
-    def text(self) -> str:
-        parts = [" | ".join(f"decision=={d}" for d in self.decisions)]
-        if set(self.tasks) != {"inpaint", "outpaint"}:
-            parts.append(" | ".join(f"task=={t}" for t in self.tasks))
-        if self.min_score > 0:
-            parts.append(f"realism_score>={self.min_score}")
-        return " & ".join(parts)
+# ----------------------------------------------------------------------------------------------- jobs
 
 
-@dataclass(frozen=True)
-class SourceRef:
-    """Where an image of the session lives and its dataset ids (never DICOM patient attributes)."""
-
-    image_id: str
-    path: Path
-    dataset: str
-    study_id: str
-    split: str
-    laterality: str | None
-    view: str | None
-
-
-@dataclass(frozen=True)
-class ExportPlan:
-    out: Path
-    entries: tuple[CandidateEntry, ...]  # snapshots (deep copies) taken in the GUI thread
-    sources: dict[str, SourceRef]
-    filter: ExportFilter
-    allow_test_split: bool = False
-    coco_dir: Path | None = None
-    append: bool = False
-    skipped: tuple[str, ...] = ()  # one line per candidate left out, and why
-
-    @property
-    def test_split_images(self) -> list[str]:
-        return sorted({e.image_id for e in self.entries if self.sources[e.image_id].split == TEST_SPLIT})
-
-
-@dataclass(frozen=True)
-class ExportSummary:
-    out: Path
-    n_samples: int
-    sha256: str
-    coco_json: Path | None = None
-    skipped: tuple[str, ...] = field(default_factory=tuple)
-
-
-def source_refs(catalog: Any, image_ids: set[str]) -> dict[str, SourceRef]:
-    """Dataset ids of ``image_ids`` from the catalog (VinDr records when the catalog is a VinDr root)."""
-    refs = {}
-    for image_id in image_ids:
-        entry = catalog.by_id(image_id)
-        refs[image_id] = SourceRef(
-            image_id=image_id, path=Path(entry.path), dataset=str(catalog.kind), study_id=str(entry.study_id),
-            split=str(entry.split or "unknown"), laterality=entry.laterality, view=entry.view,
-        )
-    return refs
-
-
-def plan_export(
-    session: ReviewSession,
-    catalog: Any,
-    out: str | Path,
-    export_filter: ExportFilter,
-    *,
-    allow_test_split: bool = False,
-    coco_dir: str | Path | None = None,
-    append: bool = False,
-) -> ExportPlan:
-    """Chooses the candidates to export (GUI thread: it snapshots the session). Raises LinopError if none."""
-    chosen, skipped = [], []
-    for entry in session.candidates.values():
-        if not export_filter.matches(entry):
-            continue
-        if not entry.provenance:
-            skipped.append(f"{entry.candidate_id[:8]}: stored without synthesis provenance")
-            continue
-        if catalog is None:
-            skipped.append(f"{entry.candidate_id[:8]}: no dataset open to read its source image from")
-            continue
-        try:
-            catalog.by_id(entry.image_id)
-        except LinopError:
-            skipped.append(f"{entry.candidate_id[:8]}: image {entry.image_id} is not in the open dataset")
-            continue
-        chosen.append(copy.deepcopy(entry))
-    if not chosen:
-        raise DataError(session.folder, f"no candidate matches {export_filter.text()}; review some first"
-                        + (f" ({len(skipped)} left out: {skipped[0]})" if skipped else ""))
-    chosen.sort(key=lambda e: (e.image_id, e.box_index, e.created_utc, e.seed))
-    return ExportPlan(
-        out=Path(out), entries=tuple(chosen), sources=source_refs(catalog, {e.image_id for e in chosen}),
-        filter=export_filter, allow_test_split=allow_test_split, coco_dir=Path(coco_dir) if coco_dir else None,
-        append=append, skipped=tuple(skipped),
-    )
-
-
-def export_reviewed(ctx: JobContext, plan: ExportPlan, session: ReviewSession) -> ExportSummary:
-    """Worker side: one unit per source image, written and committed by ``SynthSetWriter``; resumable."""
-    import numpy as np
-
-    from linop_core.dicom import read_dicom
-    from linop_core.synthset import Review, SourceInfo, SynthSample, SynthSetWriter, export_coco
-
-    if plan.test_split_images and not plan.allow_test_split:
-        first = plan.test_split_images[0]
-        raise DataError(plan.out, f"{len(plan.test_split_images)} source image(s) are from the test split "
-                        f"(first: {first}); synthesising from evaluation images leaks them into training; "
-                        "leave them out or tick 'Allow test-split sources'")
-    plan.out.parent.mkdir(parents=True, exist_ok=True)
-    by_image: dict[str, list[CandidateEntry]] = {}
-    for entry in plan.entries:
-        by_image.setdefault(entry.image_id, []).append(entry)
-    box_names = sorted({n for e in plan.entries for n in e.provenance.get("box_labels", [])})
-    global_names = sorted({n for e in plan.entries for n in e.provenance.get("global_labels", [])})
-    start_unit, start_index = _next_free(plan.out) if plan.append else (0, 0)
-    config = {
-        "source": "linop-gui review session",
-        "dataset_root": session.dataset_root,
-        "candidates": sorted(e.candidate_id for e in plan.entries),
-        "start_unit": start_unit,
-    }
-    writer = SynthSetWriter(plan.out, config=config, filter=plan.filter.text(), allow_test_split=plan.allow_test_split,
-                            box_label_names=box_names, global_label_names=global_names, append=plan.append)
-    images = sorted(by_image)
-    total = len(images) + 1 + (1 if plan.coco_dir else 0)
-    index = start_index
-    for done, image_id in enumerate(images):
-        entries = by_image[image_id]
-        unit = start_unit + done
-        if unit not in writer.done_units:
-            ref = plan.sources[image_id]
-            image = read_dicom(ref.path)
-            source = SourceInfo(dataset=ref.dataset, image_id=ref.image_id, study_id=ref.study_id, split=ref.split,
-                                laterality=ref.laterality, view=ref.view, pixel_spacing_mm=image.meta.pixel_spacing_mm)
-            samples = []
-            for k, entry in enumerate(entries):
-                ctx.check()
-                review = Review(decision=entry.decision, reviewer=entry.reviewer or "",
-                                reject_reason=entry.reject_reason or "",
-                                realism_score=float(entry.realism_score) if entry.realism_score else math.nan,
-                                reviewed_utc=entry.reviewed_utc or "")
-                candidate = session.rebuild_candidate(entry.candidate_id, entry)
-                if candidate.image.shape != image.pixels.shape:
-                    raise DataError(ref.path, f"candidate {entry.candidate_id[:8]} is {candidate.image.shape} but the "
-                                    f"source is {image.pixels.shape}; the file changed since it was generated")
-                samples.append(SynthSample(index=index + k, candidate=candidate,
-                                           source_pixels=np.asarray(image.pixels), source=source, review=review))
-            writer.commit(unit, samples)
-        index += len(entries)
-        ctx.progress(done + 1, total)
-    manifest = writer.finish()
-    ctx.progress(len(images) + 1, total)
-    coco_json = None
-    if plan.coco_dir is not None:
-        decisions = plan.filter.decisions
-        result = export_coco(plan.out, plan.coco_dir, decisions=decisions)
-        coco_json = result.coco_json
-        ctx.progress(total, total)
-    return ExportSummary(plan.out, int(manifest["n_samples"]), str(manifest["sha256"]), coco_json, plan.skipped)
-
-
-def _next_free(out: Path) -> tuple[int, int]:
-    """(first unit, first sample index) after those of an existing set."""
-    if not out.exists():
-        return 0, 0
-    from linop_core.synthset import SynthSet
-
-    with SynthSet(out) as synth:
-        units, indices = synth.meta["unit"], synth.meta["index"]
-        return (int(units.max()) + 1 if len(units) else 0, int(indices.max()) + 1 if len(indices) else 0)
-
-
-# ----------------------------------------------------------------------------------------------- batch jobs
+def export_job(ctx: JobContext, plan: ExportPlan, session: ReviewSession) -> ExportSummary:
+    """IO thread: the core exporter, reporting to the dialog and stopping when cancelled."""
+    return export_reviewed(plan, session, progress=ctx.progress, check=ctx.check)
 
 
 @dataclass(frozen=True)
 class BatchPlan:
-    """The current settings applied to ``n`` images of a VinDr root (``linop-export generate`` semantics)."""
+    """The dialog's choices: ``options`` applied to ``n`` units of the VinDr root, sent to the review session
+    or straight to a set (``out``)."""
 
     root: Path
     n: int
-    candidates: int = 1
-    seed: int = 0
-    split: str = "training"
-    allow_test_split: bool = False
-    hole: Literal["ellipse", "rectangle"] = "ellipse"
-    context: float = 2.0
-    feather_px: float | None = None
-    anatomy_check: bool = True
-    target: Literal["session", "set"] = "session"
+    options: BatchOptions
+    target: BatchTarget = BatchTarget.SESSION
     out: Path | None = None
     append: bool = False
-
-    def argv(self, out: Path) -> list[str]:
-        argv = ["generate", str(self.root), str(out), "--n", str(self.n), "--candidates", str(self.candidates),
-                "--seed", str(self.seed), "--split", self.split, "--hole", self.hole, "--context", str(self.context),
-                "--no-progress"]
-        if self.feather_px is not None:
-            argv += ["--feather", str(self.feather_px)]
-        if self.allow_test_split:
-            argv.append("--allow-test-sources")
-        if not self.anatomy_check:
-            argv.append("--no-anatomy-check")
-        if self.append:
-            argv.append("--append")
-        return argv
-
-
-@dataclass(frozen=True)
-class BatchItem:
-    """One stored candidate of a batch sent to the session, with the box to add to its image's annotation."""
-
-    entry: CandidateEntry
-    task: str
-    boxes: tuple[tuple[float, float, float, float], ...]
-    hole: str
-    margin: float
 
 
 @dataclass(frozen=True)
 class BatchResult:
-    target: str
+    target: BatchTarget
     n_units: int
     items: tuple[BatchItem, ...] = ()  # session target
     out: Path | None = None  # set target
@@ -300,92 +92,25 @@ class BatchResult:
     sha256: str = ""
 
 
-def run_batch(ctx: JobContext, plan: BatchPlan, session: ReviewSession | None) -> BatchResult:
-    """Worker side (model thread): ``linop-export``'s sampler and synthesis with the loaded engine."""
-    from linop_core.cli import export as cli
-    from linop_core.synthset import SynthSetWriter
-    from linop_core.vindr import ALL_LABELS, LOCAL_LABELS
-
+def batch_job(ctx: JobContext, plan: BatchPlan, session: ReviewSession | None) -> BatchResult:
+    """Model thread: the core batch service with the loaded engine, into the session or a set."""
     if ctx.engine is None:
         raise LinopError("no generation engine is loaded; load a model (or the biharmonic baseline) first")
-    if plan.target == "set" and plan.out is None:
+    if plan.target is BatchTarget.SET and plan.out is None:
         raise LinopError("choose the HDF5 file to write the batch to")
-    out = plan.out if plan.out is not None else Path(session.folder if session else ".") / "batch-unused.h5"
-    args = cli.build_parser().parse_args(plan.argv(out))
-    # linop-export's own job builder: the same pool, box sampler, seeds and test-split refusal as the CLI.
-    job, config = cli.build_job(args, ctx.engine)
+    job = vindr_job(plan.root, plan.options, ctx.engine)
     ctx.check()
-    if plan.target == "session":
+    if plan.target is BatchTarget.SESSION:
         if session is None:
             raise LinopError("open a dataset first: batch results go to its review session")
-        items: list[BatchItem] = []
-        for unit in range(plan.n):
-            ctx.check()
-            for sample in cli.run_unit(job, unit):
-                c = sample.candidate
-                ctx.check()
-                entry = session.store_candidate(
-                    image_id=sample.source.image_id, box_index=0 if c.task == "inpaint" else -1, seed=c.seed,
-                    engine=c.engine, pixels=c.image, generated=c.generated, model_name=c.model_name,
-                    checkpoint_sha256=c.checkpoint_sha256, provenance=_provenance(c),
-                )
-                items.append(BatchItem(entry, c.task, tuple(c.boxes), c.hole_kind or plan.hole, c.margin_px))
-            ctx.progress(unit + 1, plan.n)
-        return BatchResult("session", plan.n, tuple(items))
+        items = batch_into_session(job, job.units(plan.n), session, progress=ctx.progress)
+        return BatchResult(BatchTarget.SESSION, plan.n, tuple(items))
     assert plan.out is not None
-    box_names = ("Mass",) if job.kind == "mammo" else LOCAL_LABELS
-    global_names = () if job.kind == "mammo" else ALL_LABELS
-    start = cli.next_unit(plan.out) if plan.append else 0
-    config["start"] = start
-    plan.out.parent.mkdir(parents=True, exist_ok=True)
-    writer = SynthSetWriter(plan.out, config=config, filter="decision==pending (unreviewed batch export from the GUI)",
-                            allow_test_split=plan.allow_test_split, box_label_names=box_names,
-                            global_label_names=global_names, append=plan.append)
-    units = range(start, start + plan.n)
-    for done, unit in enumerate(units, start=1):
-        ctx.check()
-        if unit not in writer.done_units:
-            writer.commit(unit, cli.run_unit(job, unit))
-        ctx.progress(done, plan.n + 1)
-    manifest = writer.finish()
-    ctx.progress(plan.n + 1, plan.n + 1)
-    return BatchResult("set", plan.n, out=plan.out, n_samples=int(manifest["n_samples"]),
-                       sha256=str(manifest["sha256"]))
-
-
-def _provenance(candidate: Any) -> dict[str, Any]:
-    from linop_gui.session import candidate_provenance
-
-    return candidate_provenance(candidate)
-
-
-def record_batch(session: ReviewSession, result: BatchResult) -> list[str]:
-    """GUI side: adds each batch box to its image's annotation, records the candidates; returns the image ids."""
-    annotations: dict[str, ImageAnnotation] = {}
-    entries = []
-    for item in result.items:
-        image_id = item.entry.image_id
-        annotation = annotations.get(image_id) or session.annotation(image_id)
-        if item.task == "inpaint":
-            if annotation.mode != "inpaint":
-                continue  # the reader set this image up for out-painting; do not mix the tasks
-            box = tuple(float(v) for v in item.boxes[0])
-            index = next((i for i, b in enumerate(annotation.boxes) if tuple(b.box) == box), None)
-            if index is None:
-                hole = item.hole if item.hole in ("ellipse", "rectangle") else "ellipse"
-                annotation.boxes.append(LesionBox(box, hole=hole, source="drawn"))  # type: ignore[arg-type]
-                index = len(annotation.boxes) - 1
-            item.entry.box_index = index
-        else:
-            if not annotation.boxes:
-                annotation = ImageAnnotation(mode="outpaint", margin=item.margin, boxes=[
-                    LesionBox(tuple(float(v) for v in b), hole="rectangle", source="finding")  # type: ignore[arg-type]
-                    for b in item.boxes])
-            item.entry.box_index = -1
-        annotations[image_id] = annotation
-        entries.append(item.entry)
-    session.record_batch(annotations, entries)
-    return sorted(annotations)
+    result = write_set(job, plan.out, n=plan.n, append=plan.append,
+                       filter="decision==pending (unreviewed batch export from the GUI)", progress=ctx.progress)
+    manifest = result.manifest or {}
+    return BatchResult(BatchTarget.SET, plan.n, out=plan.out, n_samples=result.n_samples,
+                       sha256=str(manifest.get("sha256", "")))
 
 
 # ----------------------------------------------------------------------------------------------- dialogs
@@ -497,7 +222,7 @@ class ExportDialog(_JobDialog):
 
     export_finished = Signal(object)  # ExportSummary
 
-    def __init__(self, session: ReviewSession, catalog: Any, worker: BackgroundWorker,
+    def __init__(self, session: ReviewSession, catalog: Catalog | None, worker: BackgroundWorker,
                  parent: QWidget | None = None) -> None:
         super().__init__(worker, EXPORT_CHANNEL, parent)
         self.session = session
@@ -507,11 +232,12 @@ class ExportDialog(_JobDialog):
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         self.path_edit = QLineEdit(str(session.folder / "exports" / f"approved-{stamp}.h5"), self)
         self.append_check = QCheckBox("Append to an existing set", self)
-        self.decision_checks = {d: QCheckBox(d.capitalize(), self) for d in DECISIONS}
-        self.decision_checks["approved"].setChecked(True)
+        self.decision_checks = {d: QCheckBox(d.capitalize(), self)
+                                for d in (Decision.APPROVED, Decision.REJECTED, Decision.PENDING)}
+        self.decision_checks[Decision.APPROVED].setChecked(True)
         self.task_combo = QComboBox(self)
-        for label, tasks in (("All", ("inpaint", "outpaint")), ("In-painting", ("inpaint",)),
-                             ("Out-painting", ("outpaint",))):
+        for label, tasks in (("All", tuple(Task)), ("In-painting", (Task.INPAINT,)),
+                             ("Out-painting", (Task.OUTPAINT,))):
             self.task_combo.addItem(label, tasks)
         self.score_spin = QSpinBox(self)
         self.score_spin.setRange(0, 5)
@@ -586,7 +312,7 @@ class ExportDialog(_JobDialog):
             self.result_label.setText(f"Refused: {len(plan.test_split_images)} source image(s) are from the test "
                                       "split; tick 'Allow test-split sources' to override")
             return None
-        return self._submit(partial(export_reviewed, plan=plan, session=self.session))
+        return self._submit(partial(export_job, plan=plan, session=self.session))
 
     def finished_job(self, payload: object) -> None:
         assert isinstance(payload, ExportSummary)
@@ -615,7 +341,7 @@ class BatchDialog(_JobDialog):
     finished_to_session = Signal(list)  # image ids that got candidates
     batch_finished = Signal(object)  # BatchResult
 
-    def __init__(self, session: ReviewSession, catalog: Any, worker: BackgroundWorker, options: Any,
+    def __init__(self, session: ReviewSession, catalog: Catalog, worker: BackgroundWorker, options: Any,
                  parent: QWidget | None = None) -> None:
         super().__init__(worker, BATCH_CHANNEL, parent)
         self.session = session
@@ -623,9 +349,8 @@ class BatchDialog(_JobDialog):
         self.options = options
         self.result: BatchResult | None = None
         self.setWindowTitle("Batch generate")
-        kind = getattr(catalog, "kind", "folder")
-        what = {"mammo": "random mass boxes on the normal (BI-RADS 1) mammograms",
-                "cxr": "out-painting around the findings of the abnormal chest X-rays"}.get(kind)
+        what = {DatasetKind.MAMMO: "random mass boxes on the normal (BI-RADS 1) mammograms",
+                DatasetKind.CXR: "out-painting around the findings of the abnormal chest X-rays"}.get(catalog.kind)
         self.n_spin = QSpinBox(self)
         self.n_spin.setRange(1, 1_000_000)
         self.n_spin.setValue(10)
@@ -639,7 +364,7 @@ class BatchDialog(_JobDialog):
         self.split_combo.addItems(["training", "test"])
         self.allow_test = QCheckBox("Allow test-split sources (leaks evaluation images into training)", self)
         self.hole_combo = QComboBox(self)
-        self.hole_combo.addItems(["ellipse", "rectangle"])
+        self.hole_combo.addItems([str(HoleKind.ELLIPSE), str(HoleKind.RECTANGLE)])
         self.context_spin = QDoubleSpinBox(self)
         self.context_spin.setRange(1.0, 8.0)
         self.context_spin.setValue(float(getattr(options, "hole_context", 2.0)))
@@ -679,30 +404,32 @@ class BatchDialog(_JobDialog):
             self.start_button.setEnabled(False)
 
     def plan(self) -> BatchPlan:
-        feather = getattr(self.options, "feather_px", None)
+        options = BatchOptions(
+            candidates=self.candidates_spin.value(), seed=self.seed_spin.value(),
+            split=self.split_combo.currentText(), allow_test_sources=self.allow_test.isChecked(),
+            hole=HoleKind(self.hole_combo.currentText()), context=self.context_spin.value(),
+            feather_px=getattr(self.options, "feather_px", None), anatomy_check=self.anatomy_check.isChecked(),
+        )
         return BatchPlan(
-            root=Path(self.catalog.root), n=self.n_spin.value(), candidates=self.candidates_spin.value(),
-            seed=self.seed_spin.value(), split=self.split_combo.currentText(),
-            allow_test_split=self.allow_test.isChecked(), hole=self.hole_combo.currentText(),  # type: ignore[arg-type]
-            context=self.context_spin.value(), feather_px=feather, anatomy_check=self.anatomy_check.isChecked(),
-            target="session" if self.to_session.isChecked() else "set",
+            root=Path(self.catalog.root), n=self.n_spin.value(), options=options,
+            target=BatchTarget.SESSION if self.to_session.isChecked() else BatchTarget.SET,
             out=Path(self.path_edit.text().strip()) if self.to_set.isChecked() else None,
             append=self.append_check.isChecked(),
         )
 
     def start(self) -> int | None:
         plan = self.plan()
-        if plan.split == TEST_SPLIT and not plan.allow_test_split:
+        if plan.options.split == TEST_SPLIT and not plan.options.allow_test_sources:
             self.result_label.setText("Refused: the test split holds evaluation images; tick 'Allow test-split "
                                       "sources' to override")
             return None
-        return self._submit(partial(run_batch, plan=plan, session=self.session))
+        return self._submit(partial(batch_job, plan=plan, session=self.session))
 
     def finished_job(self, payload: object) -> None:
         assert isinstance(payload, BatchResult)
         self.result = payload
-        if payload.target == "session":
-            image_ids = record_batch(self.session, payload)
+        if payload.target is BatchTarget.SESSION:
+            image_ids = record_batch(self.session, payload.items)
             self.result_label.setText(f"{len(payload.items)} candidate(s) on {len(image_ids)} image(s) are waiting "
                                       "in the review gallery")
             self.finished_to_session.emit(image_ids)
@@ -722,12 +449,8 @@ __all__ = [
     "BatchDialog",
     "BatchPlan",
     "BatchResult",
+    "BatchTarget",
     "ExportDialog",
-    "ExportFilter",
-    "ExportPlan",
-    "ExportSummary",
-    "export_reviewed",
-    "plan_export",
-    "record_batch",
-    "run_batch",
+    "batch_job",
+    "export_job",
 ]

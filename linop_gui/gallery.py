@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from linop_core.dicom import VoiWindow, apply_window
-from linop_gui.session import REJECT_REASONS, CandidateEntry, ReviewSession
+from linop_core.review.session import REJECT_REASONS, CandidateEntry, ReviewSession
 from linop_gui.theme import IMAGE_BACKGROUND
 from linop_gui.viewer import display_transform
 
@@ -71,7 +71,7 @@ class GalleryItem:
 
     candidate_id: str
     image_id: str
-    box_index: int
+    box_index: int | None  # None: an outpainting candidate (all kept regions)
     seed: int
     engine: str
     origin: tuple[int, int]  # (y0, x0) of the crop in the image
@@ -151,6 +151,10 @@ def entry_window(entry: CandidateEntry, fallback: VoiWindow) -> tuple[VoiWindow,
             str(entry.provenance.get("window_function", "LINEAR")))
 
 
+def _entry_order(entry: CandidateEntry) -> tuple[str, int, int]:
+    return entry.created_utc, -1 if entry.box_index is None else entry.box_index, entry.seed
+
+
 def load_gallery_items(
     session: ReviewSession, image_id: str, source: np.ndarray, fallback_window: VoiWindow,
     progress: Callable[[int, int], None] | None = None,
@@ -158,7 +162,7 @@ def load_gallery_items(
     """The stored candidates of ``image_id`` as gallery items (reads their files: run it in a worker).
 
     Only reads ``session`` (the candidate files are written once and never change)."""
-    entries = sorted(session.candidates_for(image_id), key=lambda e: (e.created_utc, e.box_index, e.seed))
+    entries = sorted(session.candidates_for(image_id), key=_entry_order)
     items = []
     for done, entry in enumerate(entries, start=1):
         image, generated = session.candidate_pixels(entry.candidate_id)
@@ -508,7 +512,7 @@ class CandidateGallery(QWidget):
         decision = entry.decision if entry is not None else "pending"
         score = f" · {entry.realism_score}/5" if entry is not None and entry.realism_score else ""
         reason = f" ({entry.reject_reason})" if entry is not None and entry.reject_reason else ""
-        box = "all" if item.box_index < 0 else str(item.box_index + 1)
+        box = "all" if item.box_index is None else str(item.box_index + 1)
         text = f"box {box} · seed {item.seed}\n{DECISION_MARK[decision]}{score}"
         widget_item = self.list.item(row)
         widget_item.setText(text)

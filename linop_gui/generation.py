@@ -39,13 +39,15 @@ from PySide6.QtWidgets import (
 )
 
 from linop_core.dicom import DicomImage, VoiWindow
+from linop_core.engines import EngineKind, EngineSpec
 from linop_core.errors import LinopError
-from linop_core.synthesis import InpaintRequest, OutpaintRequest, inpaint_lesion, outpaint_around
+from linop_core.review.session import CandidateEntry, ImageAnnotation, ReviewSession
+from linop_core.synthesis import InpaintRequest, OutpaintRequest, SynthesisRequest, synthesize
+from linop_core.vocab import HoleKind, Task
 from linop_gui.gallery import CandidateGallery, GalleryItem, load_gallery_items, make_gallery_item
 from linop_gui.model_panel import BUNDLED_NOTE, ModelPanel, find_bundled_model, initial_engine_spec, save_choice
-from linop_gui.session import CandidateEntry, ImageAnnotation, ReviewSession, candidate_provenance
 from linop_gui.shortcuts import ShortcutSpec
-from linop_gui.worker import BackgroundWorker, EngineInfo, EngineSpec, JobContext, WorkerError
+from linop_gui.worker import BackgroundWorker, EngineInfo, JobContext, WorkerError
 
 GENERATE_CHANNEL = "generate"
 GALLERY_CHANNEL = "gallery"
@@ -70,10 +72,11 @@ class GenerateOptions:
 
 @dataclass(frozen=True)
 class BoxTask:
-    """One synthesis call: an in-painting box (``box_index`` >= 0) or all kept regions (-1, out-painting)."""
+    """One synthesis call: an inpainting box (its index in the annotation) or, for outpainting, all kept
+    regions at once (``box_index`` None)."""
 
-    box_index: int
-    request: Any  # InpaintRequest | OutpaintRequest
+    box_index: int | None
+    request: SynthesisRequest
 
 
 @dataclass(frozen=True)
@@ -120,17 +123,17 @@ def build_tasks(
     """The synthesis requests for an image's annotation: one per in-painting box, or one out-painting request."""
     if not annotation.boxes:
         return ()
-    if annotation.mode == "outpaint":
+    if annotation.mode is Task.OUTPAINT:
         request = OutpaintRequest(
             boxes=tuple(b.box for b in annotation.boxes), box_labels=outpaint_labels(annotation, findings),
             seeds=seeds, margin=float(annotation.margin), global_labels=global_labels, feather_px=options.feather_px,
         )
-        return (BoxTask(-1, request),)
+        return (BoxTask(None, request),)
     tasks = []
     for index, lesion in enumerate(annotation.boxes):
         if options.selected_only and selected is not None and index != selected:
             continue
-        if lesion.hole == "brush":
+        if lesion.hole is HoleKind.BRUSH:
             if not lesion.brush_file:
                 continue
             hole: Any = load_brush(lesion.brush_file)
@@ -158,23 +161,18 @@ def run_generation(ctx: JobContext, request: GenerationRequest, session: ReviewS
         def step(done: int, _total: int, k: int = k) -> None:
             ctx.progress(k * n + done, total)
 
-        synthesise = outpaint_around if task.box_index < 0 else inpaint_lesion
         try:
-            candidates = synthesise(request.image, task.request, engine, anatomy_check=request.anatomy_check,
+            candidates = synthesize(request.image, task.request, engine, anatomy_check=request.anatomy_check,
                                     image_name=request.image_id, progress=step)
         except LinopError as exc:
             if len(request.tasks) == 1:
                 raise
-            label = "the kept regions" if task.box_index < 0 else f"box {task.box_index + 1}"
+            label = "the kept regions" if task.box_index is None else f"box {task.box_index + 1}"
             problems.append(f"{label}: {exc}")
             continue
         for candidate in candidates:
             ctx.check()
-            entry = session.store_candidate(
-                image_id=request.image_id, box_index=task.box_index, seed=candidate.seed, engine=candidate.engine,
-                pixels=candidate.image, generated=candidate.generated, model_name=candidate.model_name,
-                checkpoint_sha256=candidate.checkpoint_sha256, provenance=candidate_provenance(candidate),
-            )
+            entry = session.store_candidate(image_id=request.image_id, box_index=task.box_index, candidate=candidate)
             entries.append(entry)
             items.append(make_gallery_item(entry, source, candidate.image, candidate.generated, candidate.window,
                                            candidate.window_function))
@@ -466,9 +464,10 @@ class GenerationController(QObject):
         if job_id == self._engine_job:
             self.panel.model_panel.show_error(error, self.engine_info)
             self._show_error(error)
-            if self.engine_info is None and self._pending_spec is not None and self._pending_spec.checkpoint:
+            pending = self._pending_spec
+            if self.engine_info is None and pending is not None and pending.kind is EngineKind.MAT:
                 # Nothing usable loaded at all: fall back to the baseline so G still works.
-                self.load_engine(EngineSpec(None, None, note=f"fallback after: {error.message}"), remember=False)
+                self.load_engine(EngineSpec.biharmonic(note=f"fallback after: {error.message}"), remember=False)
             return
         self._show_error(error)
 

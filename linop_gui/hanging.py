@@ -14,8 +14,8 @@ import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFrame, QGridLayout, QVBoxLayout, QWidget
 
+from linop_core.catalog import HANGING_SLOTS, CatalogEntry
 from linop_core.dicom import DicomImage
-from linop_gui.catalog import HANGING_SLOTS, CatalogEntry
 from linop_gui.loader import ImageLoader
 from linop_gui.viewer import ImageViewer
 

@@ -1,7 +1,7 @@
 """The main window: composes browser, viewer, four-view hanging and annotation panel; no logic of its own.
 
-State lives elsewhere: the image list in :class:`~linop_gui.catalog.Catalog`, boxes/masks/decisions in the
-:class:`~linop_gui.session.ReviewSession`, preferences in :class:`~linop_gui.settings.Settings`. The window
+State lives elsewhere: the image list in :class:`~linop_core.catalog.Catalog`, boxes/masks/decisions in the
+:class:`~linop_core.review.session.ReviewSession`, preferences in :class:`~linop_gui.settings.Settings`. The window
 connects them and offers the seams the generation side plugs into:
 
 - ``current_entry``, ``current_image``, ``current_annotation()``, ``current_window()``, ``session``,
@@ -36,15 +36,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from linop_core.catalog import Catalog, CatalogEntry
 from linop_core.dicom import DicomImage, VoiWindow
 from linop_core.errors import LinopError
+from linop_core.review.session import ImageAnnotation, ReviewSession
 from linop_gui import tools
 from linop_gui.annotate_panel import AnnotatePanel
 from linop_gui.browser import BrowserPanel
-from linop_gui.catalog import Catalog, CatalogEntry
 from linop_gui.hanging import HangingView
 from linop_gui.loader import ImageLoader
-from linop_gui.session import ImageAnnotation, ReviewSession
 from linop_gui.settings import Settings
 from linop_gui.shortcuts import SHORTCUTS, ShortcutDialog, ShortcutSpec, key_sequences
 from linop_gui.theme import app_icon, apply_theme, icon

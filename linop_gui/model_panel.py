@@ -24,7 +24,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from linop_gui.worker import EngineInfo, EngineSpec, WorkerError
+from linop_core.engines import EngineKind, EngineSpec
+from linop_core.vocab import DatasetKind, Task
+from linop_gui.worker import EngineInfo, WorkerError
 
 KEY_ENGINE = "model/engine"  # "mat" | "biharmonic"
 KEY_CHECKPOINT = "model/checkpoint"
@@ -50,11 +52,11 @@ def available_devices() -> list[tuple[str, str, bool]]:
 BUNDLED_NOTE = "bundled demo model"
 
 
-def find_bundled_model(kind: str = "mammo") -> Path | None:
+def find_bundled_model(kind: str = DatasetKind.MAMMO) -> Path | None:
     """The bundled demo checkpoint for a dataset kind ("mammo": inpainting, else outpainting), if installed."""
     from linop_core.demo_models import demo_model_path
 
-    return demo_model_path("inpaint" if kind == "mammo" else "outpaint")
+    return demo_model_path(Task.INPAINT if kind == DatasetKind.MAMMO else Task.OUTPAINT)
 
 
 def initial_engine_spec(cli_model: str | None, cli_device: str | None, settings: QSettings) -> EngineSpec:
@@ -67,19 +69,19 @@ def initial_engine_spec(cli_model: str | None, cli_device: str | None, settings:
     engine = _text(settings.value(KEY_ENGINE))
     saved = _text(settings.value(KEY_CHECKPOINT))
     if engine == "biharmonic":
-        return EngineSpec(checkpoint=None, device=device, note="chosen in the Model panel")
+        return EngineSpec.biharmonic(device=device, note="chosen in the Model panel")
     if engine == "mat" and saved and Path(saved).is_file():
         return EngineSpec(checkpoint=saved, device=device, note="last used")
     bundled = find_bundled_model()
     if bundled is not None:
         return EngineSpec(checkpoint=str(bundled), device=device, note=BUNDLED_NOTE)
-    return EngineSpec(checkpoint=None, device=device,
-                      note="no model given or bundled: using the biharmonic baseline (choose a checkpoint to use MAT)")
+    return EngineSpec.biharmonic(
+        device=device, note="no model given or bundled: using the biharmonic baseline (choose a checkpoint to use MAT)")
 
 
 def save_choice(settings: QSettings, spec: EngineSpec) -> None:
-    settings.setValue(KEY_ENGINE, "mat" if spec.checkpoint else "biharmonic")
-    if spec.checkpoint:
+    settings.setValue(KEY_ENGINE, str(spec.kind))
+    if spec.kind is EngineKind.MAT and spec.checkpoint:
         settings.setValue(KEY_CHECKPOINT, spec.checkpoint)
     settings.setValue(KEY_DEVICE, spec.device or "auto")
 
@@ -138,7 +140,7 @@ class ModelPanel(QWidget):
 
     def show_spec(self, spec: EngineSpec) -> None:
         """Reflects ``spec`` in the pickers (without loading anything)."""
-        (self.mat_radio if spec.checkpoint else self.biharmonic_radio).setChecked(True)
+        (self.mat_radio if spec.kind is EngineKind.MAT else self.biharmonic_radio).setChecked(True)
         if spec.checkpoint:
             self.path_edit.setText(spec.checkpoint)
         index = self.device_combo.findData(spec.device or "auto")
@@ -150,9 +152,11 @@ class ModelPanel(QWidget):
 
     def spec(self) -> EngineSpec:
         device = str(self.device_combo.currentData() or "auto")
-        checkpoint = self.path_edit.text().strip() if self.mat_radio.isChecked() else None
-        return EngineSpec(checkpoint=checkpoint or None, device=None if device == "auto" else device,
-                          note="chosen in the Model panel")
+        device_name = None if device == "auto" else device
+        note = "chosen in the Model panel"
+        if not self.mat_radio.isChecked():
+            return EngineSpec.biharmonic(device=device_name, note=note)
+        return EngineSpec(checkpoint=self.path_edit.text().strip() or None, device=device_name, note=note)
 
     def browse(self) -> None:
         start = self.path_edit.text().strip() or str(Path.home())

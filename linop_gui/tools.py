@@ -26,7 +26,7 @@ import numpy as np
 from linop_core.errors import DataError
 from linop_core.fileio import atomic_write_text
 from linop_core.masks import box_hole
-from linop_gui.session import ImageAnnotation, LesionBox, ReviewSession
+from linop_core.review.session import ImageAnnotation, LesionBox, ReviewSession
 
 Box = tuple[float, float, float, float]
 ANNOTATION_SCHEMA = "linop-annotations"

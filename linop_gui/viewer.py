@@ -30,9 +30,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from linop_core.catalog import CatalogEntry
 from linop_core.dicom import DicomImage, VoiWindow, apply_window, percentile_window
-from linop_gui.catalog import CatalogEntry
-from linop_gui.session import ImageAnnotation, LesionBox
+from linop_core.review.session import ImageAnnotation, LesionBox
 from linop_gui.theme import (
     BOX_COLOR,
     BRUSH_RGBA,

@@ -27,11 +27,11 @@ import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from linop_core.engines import EngineSpec, make_engine
 from linop_core.errors import LinopError, ModelError
 
 _log = logging.getLogger("linop_gui.worker")
@@ -46,21 +46,6 @@ class Cancelled(Exception):
 
 
 # ----------------------------------------------------------------------------------------------- records
-
-
-@dataclass(frozen=True)
-class EngineSpec:
-    """Which engine the model worker should own.
-
-    ``checkpoint`` None means the biharmonic baseline (no weights). ``device`` is a torch device name
-    ("auto", "cpu", "cuda", "cuda:1", "mps") or None for auto.
-    """
-
-    checkpoint: str | None = None
-    device: str | None = None
-    batch_size: int = 8
-    biharmonic_resolution: int = 256
-    note: str = ""  # why this engine was chosen (e.g. "no model found: biharmonic baseline")
 
 
 @dataclass(frozen=True)
@@ -144,19 +129,6 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------- engines
-
-
-def build_engine(spec: EngineSpec) -> Any:
-    """The engine ``spec`` asks for (runs in the worker thread; loading a checkpoint takes a while)."""
-    from linop_core.engines import BiharmonicEngine, MatEngine, pick_device
-
-    if spec.checkpoint is None:
-        pick_device(spec.device)  # a bad device name is still an error the user should see
-        return BiharmonicEngine(resolution=spec.biharmonic_resolution)
-    path = Path(spec.checkpoint)
-    if not path.is_file():
-        raise ModelError(path, "checkpoint file not found; choose an existing .pt file in the Model panel")
-    return MatEngine(path, device=spec.device, batch_size=spec.batch_size)
 
 
 def engine_info(engine: Any, spec: EngineSpec | None = None) -> EngineInfo:
@@ -282,7 +254,7 @@ class _Runner(QObject):
                 self.cancelled.emit(job_id)
                 return
             try:
-                engine = build_engine(spec)
+                engine = make_engine(spec)
                 info = engine_info(engine, spec)
             except Exception as exc:
                 self.failed.emit(job_id, classify_error(exc))

@@ -12,13 +12,13 @@ import torch
 from torch import nn
 
 from linop_core.errors import ModelError
+from linop_core.hashing import sha256_file
 from linop_core.model.checkpoint import (
     FORMAT_VERSION,
     atomic_torch_save,
     load_checkpoint,
     load_generator,
     save_checkpoint,
-    sha256_file,
 )
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 
 from linop_core.demo_models import demo_model_path
-from linop_core.model.checkpoint import sha256_file
+from linop_core.hashing import sha256_file
 
 pytestmark = pytest.mark.skipif(
     demo_model_path("inpaint") is None or demo_model_path("outpaint") is None,
@@ -18,12 +16,12 @@ pytestmark = pytest.mark.skipif(
 @pytest.mark.parametrize(("layout_file", "task"), [("breast-level_annotations.csv", "inpaint"),
                                                    ("annotations/image_labels_train.csv", "outpaint")])
 def test_export_without_model_uses_the_demo_model_of_the_dataset(tmp_path, layout_file, task) -> None:
-    from linop_core.cli.export import _make_engine
+    from linop_core.engines import EngineSpec, make_engine
+    from linop_core.vindr import root_task
 
     (tmp_path / layout_file).parent.mkdir(parents=True, exist_ok=True)
     (tmp_path / layout_file).write_text("")
-    args = argparse.Namespace(engine="mat", model=None, root=str(tmp_path), device="cpu", batch_size=2, resolution=None)
-    engine = _make_engine(args)
+    engine = make_engine(EngineSpec(task=root_task(tmp_path), device="cpu", batch_size=2))
     assert engine.checkpoint_sha256 == sha256_file(demo_model_path(task))
 
 

@@ -170,7 +170,8 @@ def test_mat_rgb_model_gets_gray_replicated() -> None:
 
 def test_mat_engine_loads_a_checkpoint_file_and_records_its_hash(tmp_path: Path) -> None:
     generator, checkpoint = _mat_small()
-    from linop_core.model.checkpoint import save_checkpoint, sha256_file
+    from linop_core.hashing import sha256_file
+    from linop_core.model.checkpoint import save_checkpoint
 
     path = save_checkpoint(tmp_path / "demo.pt", config=checkpoint.config, preset="mat-small", G_ema=generator)
     engine = MatEngine(path, device="cpu")

@@ -12,7 +12,7 @@ import pytest
 
 from linop_core.model.checkpoint import save_checkpoint
 from linop_core.model.presets import build_generator, get_config
-from linop_core.phantom.dicom_writer import _window_from
+from linop_core.phantom.dicom_writer import vendor_windows
 from trainer import proof
 from trainer.proof import (
     ProofSettings,
@@ -81,7 +81,7 @@ def test_writer_window_is_the_phantom_writers_first_window() -> None:
     pixels = rng.integers(0, 4096, (50, 40)).astype(np.uint16)
     foreground = np.zeros((50, 40), dtype=bool)
     foreground[10:40, 5:30] = True
-    centers, widths = _window_from(pixels, foreground, 1)
+    centers, widths = vendor_windows(pixels, foreground, 1)
     window = writer_window(pixels, foreground)
     assert window.center == pytest.approx(centers[0]) and window.width == pytest.approx(widths[0])
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from linop_core.errors import DataError
-from linop_gui.session import ImageAnnotation, LesionBox, ReviewSession
+from linop_core.review.session import ImageAnnotation, LesionBox, ReviewSession
 
 
 def test_reopen_restores_annotations_candidates_and_decisions(tmp_path) -> None:
@@ -52,7 +52,7 @@ def test_a_killed_process_leaves_a_readable_session(tmp_path) -> None:
     """SIGKILL in the middle of a stream of saves: the file on disk is always a whole session."""
     script = textwrap.dedent(f"""
         import sys
-        from linop_gui.session import ReviewSession, ImageAnnotation, LesionBox
+        from linop_core.review.session import ReviewSession, ImageAnnotation, LesionBox
         s = ReviewSession.open({str(tmp_path / 'd')!r}, {str(tmp_path / 's')!r})
         i = 0
         while True:

@@ -20,7 +20,8 @@ from typing import Any
 
 from linop_core.errors import LinopError
 from linop_core.fileio import atomic_write_bytes, atomic_write_text
-from linop_core.model.checkpoint import load_checkpoint, save_checkpoint, sha256_file
+from linop_core.hashing import sha256_file
+from linop_core.model.checkpoint import load_checkpoint, save_checkpoint
 from linop_core.model.presets import config_to_dict
 from trainer.config import load_config
 from trainer.loop import resolve_model_config

@@ -60,6 +60,7 @@ from linop_core.errors import LinopError
 from linop_core.fileio import atomic_open, atomic_write_text
 from linop_core.masks import box_hole
 from linop_core.phantom import CXR_FINDINGS, DENSITIES, MASS_SHAPES, MassSpec, render_cxr, render_mammogram
+from linop_core.phantom.dicom_writer import vendor_windows
 from linop_core.synthesis import InpaintRequest, OutpaintRequest, crop_window, inpaint_lesion, outpaint_around
 
 Box = tuple[float, float, float, float]
@@ -284,9 +285,8 @@ def _randconv_features() -> tuple[str, nn.Module]:
 
 def writer_window(pixels: np.ndarray, foreground: np.ndarray) -> VoiWindow:
     """The first window the phantom DICOM writer stores (what ``linop-train`` decodes phantoms with)."""
-    values = pixels[foreground] if foreground.any() else pixels.ravel()
-    lo, hi = np.percentile(values, [0.5, 99.5])
-    return VoiWindow(center=float((lo + hi) / 2.0), width=float(max(2.0, (hi - lo) * 1.05)))
+    (center,), (width,) = vendor_windows(pixels, foreground, 1)
+    return VoiWindow(center=float(center), width=float(width))
 
 
 def _resize(image: np.ndarray, side: int) -> np.ndarray:
@@ -784,7 +784,7 @@ def run_proof(
     out_dir.mkdir(parents=True, exist_ok=True)
     result = ProofResult(settings=asdict(settings), inpaint_model=str(inpaint_model),
                          outpaint_model=str(outpaint_model), notes=list(notes))
-    from linop_core.model.checkpoint import sha256_file
+    from linop_core.hashing import sha256_file
 
     result.inpaint_sha256 = sha256_file(inpaint_model) if inpaint_model is not None else None
     result.outpaint_sha256 = sha256_file(outpaint_model) if outpaint_model is not None else None

@@ -76,7 +76,8 @@ def _info_preset(name: str) -> list[str]:
 
 
 def _info_checkpoint(path: Path) -> list[str]:
-    from linop_core.model.checkpoint import load_checkpoint, sha256_file
+    from linop_core.hashing import sha256_file
+    from linop_core.model.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path)
     config = ckpt.config

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import hashlib
 import os
 import zipfile
 from collections.abc import Mapping
@@ -34,15 +33,6 @@ from linop_core.model.presets import build_discriminator, build_generator
 
 FORMAT_NAME = "linop-mat"
 FORMAT_VERSION = 1
-
-
-def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk_size):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass

@@ -37,7 +37,8 @@ import torch
 from torch import Tensor
 
 from linop_core.errors import ModelError
-from linop_core.model.checkpoint import save_checkpoint, sha256_file
+from linop_core.hashing import sha256_file
+from linop_core.model.checkpoint import save_checkpoint
 from linop_core.model.config import PRESETS, config_to_dict, get_config
 from linop_core.model.presets import build_discriminator, build_generator
 

@@ -35,6 +35,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from linop_core.dicom.voi import percentile_range
 from linop_core.fileio import atomic_open
 
 _SOP_CLASS = {
@@ -151,9 +152,11 @@ def hex_id(rng: np.random.Generator) -> str:
     return rng.bytes(16).hex()
 
 
-def _window_from(pixels: np.ndarray, foreground: np.ndarray, n_windows: int) -> tuple[list[float], list[float]]:
+def vendor_windows(pixels: np.ndarray, foreground: np.ndarray, n_windows: int) -> tuple[list[float], list[float]]:
+    """The (centers, widths) a phantom file stores, MONOCHROME2 stored units: a vendor-style window 5 % wider
+    than the 0.5-99.5 % percentile range of the body, then a narrower and a wider variant."""
     values = pixels[foreground] if foreground.any() else pixels.ravel()
-    lo, hi = np.percentile(values, [0.5, 99.5])
+    lo, hi = percentile_range(values, (0.5, 99.5))
     center, width = (lo + hi) / 2.0, max(2.0, (hi - lo) * 1.05)
     centers = [center, center + 0.05 * width, center - 0.05 * width][:n_windows]
     widths = [width, 0.8 * width, 1.25 * width][:n_windows]
@@ -191,7 +194,7 @@ def write_dicom(
         raise ValueError(f"pixel values exceed BitsStored={bits}")
     inverted = profile.photometric == "MONOCHROME1"
     stored = (max_value - pixels).astype(np.uint16) if inverted else pixels.copy()
-    centers, widths = _window_from(pixels, foreground, profile.n_windows)
+    centers, widths = vendor_windows(pixels, foreground, profile.n_windows)
     if inverted:
         centers = [max_value - c for c in centers]
     padding_value: int | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections import Counter
@@ -13,6 +12,7 @@ import h5py
 
 from linop_core.errors import DataError
 from linop_core.fileio import atomic_write_text
+from linop_core.hashing import sha256_file
 from linop_core.synthset.records import DECISION_NAMES
 from linop_core.synthset.store import check_schema, read_meta, read_root_attrs
 
@@ -20,14 +20,6 @@ from linop_core.synthset.store import check_schema, read_meta, read_root_attrs
 def manifest_path(set_path: str | os.PathLike[str]) -> Path:
     path = Path(set_path)
     return path.with_name(path.name + ".manifest.json")
-
-
-def file_sha256(path: Path, block: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def build_manifest(set_path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -45,7 +37,7 @@ def build_manifest(set_path: str | os.PathLike[str]) -> dict[str, Any]:
         global_counts.update(json.loads(text))
     return {
         "file": path.name,
-        "sha256": file_sha256(path),
+        "sha256": sha256_file(path),
         "size_bytes": path.stat().st_size,
         "schema": attrs["schema"],
         "schema_version": attrs["schema_version"],
@@ -88,7 +80,7 @@ def verify_manifest(set_path: str | os.PathLike[str]) -> dict[str, Any]:
         raise DataError(sidecar, "manifest missing; recreate it with linop-export verify --rewrite") from None
     except json.JSONDecodeError as exc:
         raise DataError(sidecar, f"not valid JSON ({exc.msg})", exc.lineno) from exc
-    actual = file_sha256(path)
+    actual = sha256_file(path)
     if actual != manifest.get("sha256"):
         raise DataError(path, f"SHA-256 {actual[:12]}… does not match the manifest's; the file changed or is damaged")
     return manifest

@@ -152,3 +152,13 @@ class SynthSet(SampleReader):
             global_labels=tuple(json.loads(meta["global_labels"])),
             decision=DECISION_NAMES[int(meta["decision"])],
         )
+
+
+def next_free(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """``(unit, sample index)`` just after the last ones of the set at ``path`` ((0, 0) when there is none):
+    where an append continues numbering."""
+    if not Path(path).exists():
+        return 0, 0
+    with SynthSet(path) as synth:
+        units, indices = synth.meta["unit"], synth.meta["index"]
+        return (int(units.max()) + 1 if len(units) else 0, int(indices.max()) + 1 if len(indices) else 0)

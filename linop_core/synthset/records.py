@@ -13,14 +13,16 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from linop_core.errors import DataError
+from linop_core.sources import SourceInfo
+from linop_core.vocab import Decision
 
 if TYPE_CHECKING:
-    from linop_core.synthesis import Candidate
+    from linop_core.candidate import Candidate
 
 SCHEMA = "linop-synthset"
 SCHEMA_VERSION = "1.0"
@@ -33,9 +35,8 @@ LAYOUT = (
     "sample, sorted by index"
 )
 
-Decision = Literal["approved", "rejected", "pending"]
-DECISION_CODES: dict[str, int] = {"approved": 1, "rejected": 0, "pending": -1}
-DECISION_NAMES: dict[int, str] = {code: name for name, code in DECISION_CODES.items()}
+DECISION_CODES: dict[Decision, int] = {Decision.APPROVED: 1, Decision.REJECTED: 0, Decision.PENDING: -1}
+DECISION_NAMES: dict[int, Decision] = {code: name for name, code in DECISION_CODES.items()}
 
 TEST_SPLIT = "test"
 
@@ -81,31 +82,17 @@ META_COLUMNS: dict[str, tuple[str, int]] = {
 
 
 @dataclass(frozen=True)
-class SourceInfo:
-    """Where a sample's pixels came from, by dataset ids only (no DICOM patient attribute is ever read here)."""
-
-    dataset: str  # "mammo" | "cxr" | another dataset name
-    image_id: str
-    study_id: str
-    split: str  # "training" | "test" | ...
-    laterality: str | None = None
-    view: str | None = None
-    pixel_spacing_mm: tuple[float, float] | None = None
-
-
-@dataclass(frozen=True)
 class Review:
     """The reviewer's verdict on one candidate; batch exports are ``pending``."""
 
-    decision: Decision = "pending"
+    decision: Decision = Decision.PENDING
     reviewer: str = ""
     reject_reason: str = ""
     realism_score: float = math.nan
     reviewed_utc: str = ""
 
     def __post_init__(self) -> None:
-        if self.decision not in DECISION_CODES:
-            raise ValueError(f"decision must be one of {sorted(DECISION_CODES)}, got {self.decision!r}")
+        object.__setattr__(self, "decision", Decision(self.decision))  # frozen: normalise text to the enum
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from linop_core.vindr.cxr import (
 from linop_core.vindr.fusion import FusionConfig, fuse_reader_boxes
 from linop_core.vindr.mammo import MAMMO_CATEGORIES, MammoDataset, parse_categories
 from linop_core.vindr.records import Box, Finding, ImageRecord, ReadReport
+from linop_core.vocab import Task
 
 __all__ = [
     "ALL_LABELS",
@@ -43,6 +44,7 @@ __all__ = [
     "fuse_reader_boxes",
     "open_dataset",
     "parse_categories",
+    "root_task",
 ]
 
 
@@ -60,3 +62,9 @@ def open_dataset(root: str | Path, *, strict: bool = False) -> MammoDataset | Cx
         "no VinDr CSV files found: expected breast-level_annotations.csv / finding_annotations.csv "
         "(VinDr-Mammo), annotations/image_labels_train.csv etc. (VinDr-CXR) or a Kaggle train.csv",
     )
+
+
+def root_task(root: str | Path) -> Task:
+    """The synthesis a VinDr root's lesions get, from its layout alone (no CSV is parsed): VinDr-Mammo masses
+    are inpainted, VinDr-CXR findings are outpainted around."""
+    return Task.INPAINT if MammoDataset.is_root(Path(root)) else Task.OUTPAINT

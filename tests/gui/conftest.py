@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,30 +13,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any QApplication
 from PySide6.QtCore import QCoreApplication, QSettings
 
 from linop_gui.settings import Settings
-
-
-@pytest.fixture(scope="session")
-def mammo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A two-study phantom VinDr-Mammo root (8 images, both splits, masses in both), made once per session."""
-    from linop_core.phantom import make_mammo_dataset
-
-    root = tmp_path_factory.mktemp("phantom") / "mammo"
-    make_mammo_dataset(root, n=2, seed=0)
-    return root
-
-
-@pytest.fixture
-def dicom_folder(mammo_root: Path, tmp_path: Path) -> Path:
-    """A plain folder: two readable DICOM files, one that is not DICOM at all and one cut in half."""
-    folder = tmp_path / "folder"
-    folder.mkdir()
-    files = sorted(mammo_root.glob("images/*/*.dicom"))[:2]
-    for i, src in enumerate(files):
-        shutil.copy(src, folder / f"good{i}.dcm")
-    (folder / "notes.dcm").write_bytes(b"this is not a DICOM file\n" * 20)
-    data = files[0].read_bytes()
-    (folder / "truncated.dcm").write_bytes(data[: len(data) // 3])
-    return folder
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QSettings
 
-from linop_gui.session import ImageAnnotation, LesionBox, ReviewSession
+from linop_core.review.session import ImageAnnotation, LesionBox, ReviewSession
 from linop_gui.settings import MAX_RECENT, Settings
 from linop_gui.tools import (
     annotations_from_json,
@@ -73,7 +73,7 @@ def test_demo_datasets_are_generated_once_and_regenerated_when_incomplete(tmp_pa
     (roots["cxr"] / "stray.txt").write_text("left from an interrupted run")
     app.ensure_demo_datasets(progress=lambda name, d, t: calls.append(name))
     assert set(calls) == {"cxr"} and not (roots["cxr"] / "stray.txt").exists()
-    from linop_gui.catalog import Catalog
+    from linop_core.catalog import Catalog
 
     assert Catalog.open(roots["cxr"]).kind == "cxr" and Catalog.open(roots["mammo"]).kind == "mammo"
 

@@ -10,17 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from linop_core.catalog import Catalog
 from linop_core.dicom import read_dicom
-from linop_core.engines import BiharmonicEngine
+from linop_core.engines import BiharmonicEngine, EngineSpec
 from linop_core.errors import DataError
+from linop_core.review.export import ExportFilter, export_reviewed, plan_export
+from linop_core.review.session import ImageAnnotation, LesionBox, ReviewSession
 from linop_core.synthesis import InpaintRequest, inpaint_lesion
 from linop_core.synthset import SynthSet, verify_manifest
 from linop_core.vindr import open_dataset
-from linop_gui.catalog import Catalog
-from linop_gui.export_dialog import BatchDialog, ExportDialog, ExportFilter, export_reviewed, plan_export
+from linop_gui.export_dialog import BatchDialog, ExportDialog
 from linop_gui.generation import GenerateOptions
-from linop_gui.session import ImageAnnotation, LesionBox, ReviewSession, candidate_provenance
-from linop_gui.worker import BackgroundWorker, EngineSpec
+from linop_gui.worker import BackgroundWorker
 
 
 @pytest.fixture
@@ -43,9 +44,7 @@ def add_candidates(session: ReviewSession, path: Path, image_id: str, seeds=(0, 
     session.apply(image_id, ImageAnnotation(boxes=[LesionBox(box)]))
     candidates = inpaint_lesion(image, InpaintRequest(box=box, seeds=seeds), BiharmonicEngine(64),
                                 anatomy_check=False, image_name=image_id)
-    entries = [session.store_candidate(image_id=image_id, box_index=0, seed=c.seed, engine=c.engine, pixels=c.image,
-                                       generated=c.generated, provenance=candidate_provenance(c))
-               for c in candidates]
+    entries = [session.store_candidate(image_id=image_id, box_index=0, candidate=c) for c in candidates]
     session.record_candidates(entries)
     return [e.candidate_id for e in entries]
 
@@ -119,7 +118,7 @@ def test_test_split_sources_are_refused_unless_overridden(qtbot, worker, catalog
     # The job refuses too (the exporter's own check), whoever calls it.
     plan = plan_export(session, catalog, tmp_path / "leak.h5", ExportFilter())
     with pytest.raises(DataError, match="test split"):
-        export_reviewed(_Context(), plan, session)
+        export_reviewed(plan, session)
 
     dialog.allow_test.setChecked(True)
     assert dialog.start_button.isEnabled()
@@ -128,21 +127,10 @@ def test_test_split_sources_are_refused_unless_overridden(qtbot, worker, catalog
         assert synth.record(0).meta["source_split"] == "test" and bool(synth.attrs["test_split_sources_allowed"])
 
 
-class _Context:
-    """A JobContext stand-in for running a job function directly."""
-
-    engine = None
-
-    def progress(self, done: int, total: int) -> None:
-        pass
-
-    def check(self) -> None:
-        pass
-
 
 def test_batch_generation_to_a_set_and_to_the_gallery(qtbot, worker, catalog, mammo_root, tmp_path) -> None:
     with qtbot.waitSignal(worker.engine_changed, timeout=30_000):
-        worker.load_engine(EngineSpec(None, "cpu", biharmonic_resolution=64))
+        worker.load_engine(EngineSpec.biharmonic(64, device="cpu"))
     session = ReviewSession.open(mammo_root, tmp_path / "session")
     options = GenerateOptions(candidates=2, first_seed=11, hole_context=2.0)
     dialog = BatchDialog(session, catalog, worker, options)

@@ -12,8 +12,8 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow
 
 from linop_core.dicom import VoiWindow
+from linop_core.review.session import ReviewSession
 from linop_gui.gallery import CandidateGallery, make_gallery_item, review_crop, thumbnail
-from linop_gui.session import ReviewSession
 
 WINDOW = VoiWindow(2048.0, 4096.0, "test")
 
@@ -187,7 +187,7 @@ def test_a_killed_app_loses_no_decision(tmp_path) -> None:
         from PySide6.QtWidgets import QApplication
         app = QApplication([])
         from linop_gui.gallery import CandidateGallery
-        from linop_gui.session import ReviewSession
+        from linop_core.review.session import ReviewSession
         from test_gallery import synthetic_candidates
         session = ReviewSession.open({str(tmp_path / "root")!r}, {str(tmp_path / "session")!r})
         gallery = CandidateGallery()

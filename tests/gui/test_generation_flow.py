@@ -13,10 +13,10 @@ from PySide6.QtWidgets import QMessageBox
 
 from linop_core.anatomy import breast_mask
 from linop_core.dicom import read_dicom
+from linop_core.engines import EngineSpec
 from linop_core.synthset import SynthSet
 from linop_gui.generation import GenerationController, attach_generation
 from linop_gui.viewer import display_array
-from linop_gui.worker import EngineSpec
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def press(qtbot, widget, key: Qt.Key) -> None:
 
 def test_biharmonic_generate_review_export_and_reopen(qtbot, make_window, mammo_root, tmp_path, dialogs) -> None:
     window = make_window(mammo_root)
-    controller = attach(qtbot, window, EngineSpec(None, "cpu", biharmonic_resolution=64))
+    controller = attach(qtbot, window, EngineSpec.biharmonic(64, device="cpu"))
     assert controller.engine_info.engine == "biharmonic"
     assert "biharmonic" in window.model_label.text() and "CPU" in window.model_label.text()
     image_id, path = normal_training_image(mammo_root)
@@ -162,7 +162,7 @@ def test_biharmonic_generate_review_export_and_reopen(qtbot, make_window, mammo_
     # "Kill" the window and reopen the dataset: boxes, candidates and decisions come back.
     window.close()
     again = make_window(mammo_root)
-    controller2 = attach(qtbot, again, EngineSpec(None, "cpu", biharmonic_resolution=64))
+    controller2 = attach(qtbot, again, EngineSpec.biharmonic(64, device="cpu"))
     show_image(qtbot, again, image_id)
     qtbot.waitUntil(lambda: len(controller2.gallery.items) == 3, timeout=30_000)
     assert len(again.current_annotation().boxes) == 1
@@ -175,14 +175,14 @@ def test_biharmonic_generate_review_export_and_reopen(qtbot, make_window, mammo_
 def test_worker_errors_reach_a_dialog_and_the_app_keeps_working(qtbot, make_window, mammo_root, tmp_path,
                                                                dialogs, monkeypatch) -> None:
     window = make_window(mammo_root)
-    controller = attach(qtbot, window, EngineSpec(None, "cpu", biharmonic_resolution=64))
+    controller = attach(qtbot, window, EngineSpec.biharmonic(64, device="cpu"))
     # A missing and an incompatible checkpoint: a dialog each, the baseline stays loaded.
     with qtbot.waitSignal(controller.model_worker.failed, timeout=30_000):
-        controller.load_engine(EngineSpec(str(tmp_path / "missing.pt")), remember=False)
+        controller.load_engine(EngineSpec(checkpoint=str(tmp_path / "missing.pt")), remember=False)
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint at all" * 100)
     with qtbot.waitSignal(controller.model_worker.failed, timeout=30_000):
-        controller.load_engine(EngineSpec(str(garbage)), remember=False)
+        controller.load_engine(EngineSpec(checkpoint=str(garbage)), remember=False)
     assert [kind for kind, _, _ in dialogs] == ["warning", "warning"]
     assert "missing.pt" in dialogs[0][2] and "garbage.pt" in dialogs[1][2]
     assert controller.engine_info.engine == "biharmonic"
@@ -199,9 +199,9 @@ def test_worker_errors_reach_a_dialog_and_the_app_keeps_working(qtbot, make_wind
         def provenance(self):
             return {"engine": "mat"}
 
-    monkeypatch.setattr("linop_gui.worker.build_engine", lambda spec: OutOfMemoryEngine())
+    monkeypatch.setattr("linop_gui.worker.make_engine", lambda spec: OutOfMemoryEngine())
     with qtbot.waitSignal(controller.model_worker.engine_changed, timeout=30_000):
-        controller.load_engine(EngineSpec("whatever.pt"), remember=False)
+        controller.load_engine(EngineSpec(checkpoint="whatever.pt"), remember=False)
     image_id, path = normal_training_image(mammo_root)
     show_image(qtbot, window, image_id)
     window.viewer.add_box(box_in_breast(path, 30))
@@ -214,7 +214,7 @@ def test_worker_errors_reach_a_dialog_and_the_app_keeps_working(qtbot, make_wind
 
 def test_latest_generate_wins_and_cancel_records_nothing(qtbot, make_window, mammo_root, dialogs) -> None:
     window = make_window(mammo_root)
-    controller = attach(qtbot, window, EngineSpec(None, "cpu", biharmonic_resolution=64))
+    controller = attach(qtbot, window, EngineSpec.biharmonic(64, device="cpu"))
     image_id, path = normal_training_image(mammo_root)
     show_image(qtbot, window, image_id)
     window.viewer.add_box(box_in_breast(path, 30))
@@ -239,7 +239,7 @@ def test_latest_generate_wins_and_cancel_records_nothing(qtbot, make_window, mam
 def test_event_loop_stays_responsive_while_the_model_runs(qtbot, make_window, mammo_root, dialogs) -> None:
     """A 10 ms timer keeps ticking (max gap < 100 ms) while a >= 1 s biharmonic solve runs in the worker."""
     window = make_window(mammo_root)
-    controller = attach(qtbot, window, EngineSpec(None, "cpu", biharmonic_resolution=512))
+    controller = attach(qtbot, window, EngineSpec.biharmonic(512, device="cpu"))
     image_id, path = normal_training_image(mammo_root)
     show_image(qtbot, window, image_id)
     window.viewer.add_box(box_in_breast(path, 90))
@@ -289,9 +289,9 @@ def test_outpainting_keeps_the_findings_with_their_labels(tmp_path) -> None:
 
     from linop_core.engines import BiharmonicEngine
     from linop_core.phantom import make_cxr_dataset
+    from linop_core.review.session import ImageAnnotation, LesionBox, ReviewSession
     from linop_core.vindr import open_dataset
     from linop_gui.generation import GenerateOptions, GenerationRequest, build_tasks, run_generation
-    from linop_gui.session import ImageAnnotation, LesionBox, ReviewSession
     from linop_gui.worker import JobContext
 
     root = tmp_path / "cxr"
@@ -304,14 +304,14 @@ def test_outpainting_keeps_the_findings_with_their_labels(tmp_path) -> None:
         LesionBox((5.0, 5.0, 25.0, 25.0), hole="rectangle", source="drawn")])
     tasks = build_tasks(annotation, (0, 1), GenerateOptions(), selected=None, load_brush=session.load_brush,
                         findings=findings)
-    assert len(tasks) == 1 and tasks[0].box_index == -1
+    assert len(tasks) == 1 and tasks[0].box_index is None
     assert tasks[0].request.box_labels == (*(f.categories[0] for f in findings), "Other lesion")
     image = read_dicom(record.path)
     ctx = JobContext(1, threading.Event(), BiharmonicEngine(64), lambda *args: None)
     result = run_generation(ctx, GenerationRequest(record.image_id, image, tasks, (0, 1), False), session)
     assert len(result.entries) == 2 and not result.seed_used
     entry = result.entries[0]
-    assert entry.box_index == -1 and entry.provenance["task"] == "outpaint"
+    assert entry.box_index is None and entry.task == "outpaint" and entry.provenance["task"] == "outpaint"
     stored, generated = session.candidate_pixels(entry.candidate_id)
     for x0, y0, x1, y1 in (f.box for f in findings):  # the kept lesion pixels are the source's, bit for bit
         rows, cols = slice(int(np.ceil(y0)), int(y1)), slice(int(np.ceil(x0)), int(x1))

@@ -269,8 +269,8 @@ def test_four_view_hanging_places_and_mirrors_views(make_window, mammo_root: Pat
 def test_hanging_mirror_follows_the_chest_wall(mammo_root: Path) -> None:
     from dataclasses import replace
 
+    from linop_core.catalog import Catalog
     from linop_core.dicom import read_dicom
-    from linop_gui.catalog import Catalog
     from linop_gui.hanging import chest_wall_side, needs_mirror
 
     entry = next(e for e in Catalog.open(mammo_root).entries if e.laterality == "R")
@@ -357,8 +357,8 @@ def test_demo_menu_prepares_datasets_off_the_gui_thread(make_window, mammo_root:
 
 
 def test_saved_boxes_load_back_into_the_view_and_tags_open(make_window, mammo_root: Path, qtbot, tmp_path) -> None:
+    from linop_core.review.session import ImageAnnotation, LesionBox
     from linop_gui import tools
-    from linop_gui.session import ImageAnnotation, LesionBox
 
     window = make_window(mammo_root)
     image_id = window.current_entry.image_id

@@ -10,8 +10,9 @@ import pytest
 import torch
 from PySide6.QtCore import QThread
 
+from linop_core.engines import EngineSpec
 from linop_core.errors import LinopError, ModelError
-from linop_gui.worker import BackgroundWorker, EngineSpec, JobContext, WorkerError, classify_error
+from linop_gui.worker import BackgroundWorker, JobContext, WorkerError, classify_error
 
 
 @pytest.fixture
@@ -127,7 +128,7 @@ def test_a_failing_job_reports_failed_and_the_worker_goes_on(qtbot, worker) -> N
 
 def test_the_engine_is_built_and_owned_by_the_worker(qtbot, worker, tmp_path) -> None:
     with qtbot.waitSignal(worker.engine_changed, timeout=10_000) as blocker:
-        worker.load_engine(EngineSpec(None, "cpu", biharmonic_resolution=64, note="test"))
+        worker.load_engine(EngineSpec.biharmonic(64, device="cpu", note="test"))
     info = blocker.args[0]
     assert (info.engine, info.device, info.note) == ("biharmonic", "cpu", "test")
     assert "biharmonic" in info.status_text() and "CPU" in info.status_text()
@@ -138,7 +139,7 @@ def test_the_engine_is_built_and_owned_by_the_worker(qtbot, worker, tmp_path) ->
 
     # A missing checkpoint fails without replacing the working engine.
     with qtbot.waitSignal(worker.failed, timeout=10_000) as blocker:
-        worker.load_engine(EngineSpec(str(tmp_path / "nope.pt")))
+        worker.load_engine(EngineSpec(checkpoint=str(tmp_path / "nope.pt")))
     assert blocker.args[1].kind == "model" and "nope.pt" in blocker.args[1].message
     with qtbot.waitSignal(worker.result, timeout=5_000) as blocker:
         worker.submit(lambda ctx: ctx.engine.name)
@@ -149,7 +150,7 @@ def test_a_device_this_machine_lacks_is_refused(qtbot, worker) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     with qtbot.waitSignal(worker.failed, timeout=10_000) as blocker:
-        worker.load_engine(EngineSpec(None, "cuda"))
+        worker.load_engine(EngineSpec.biharmonic(device="cuda"))
     assert blocker.args[1].kind == "input" and "cpu" in blocker.args[1].message
 
 

@@ -23,8 +23,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from linop_core.demo_models import demo_model_path
 from linop_core.errors import LinopError
 from linop_core.progress import tqdm_progress
+from linop_core.vocab import Task
 
 PROG = "linop-bench"
 PRESETS = ("phantom",)
@@ -38,8 +40,9 @@ def prepare_phantom(config: Any, out: Path, progress: bool) -> dict[str, Any]:
 
     Returns facts for the report (which engine made the synthetic set and why).
     """
-    from linop_core.cli import export
+    from linop_core.engines import EngineSpec, make_engine
     from linop_core.phantom import make_cxr_dataset, make_mammo_dataset
+    from linop_core.synthset.batch import BatchOptions, vindr_job, write_set
 
     settings = config.phantom
     modality = "mammo" if config.task == "detect" else "cxr"
@@ -48,18 +51,13 @@ def prepare_phantom(config: Any, out: Path, progress: bool) -> dict[str, Any]:
     if not marker.is_file():
         make = make_mammo_dataset if modality == "mammo" else make_cxr_dataset
         make(root, settings.n, settings.seed, progress=tqdm_progress(desc=f"phantom {modality}", enabled=progress))
-    kind = "inpaint" if modality == "mammo" else "outpaint"
-    synthetic = out / "data" / f"{modality}-{kind}-{settings.synth_units}units-seed{settings.seed}.h5"
-    from linop_core.demo_models import demo_model_path
-
-    model = demo_model_path(kind)  # type: ignore[arg-type]
-    engine_args = ["--engine", "mat", "--model", str(model)] if model else [
-        "--engine", "biharmonic", "--resolution", str(settings.engine_resolution)]  # fmt: skip
+    task = Task.INPAINT if modality == "mammo" else Task.OUTPAINT
+    synthetic = out / "data" / f"{modality}-{task}-{settings.synth_units}units-seed{settings.seed}.h5"
+    model = demo_model_path(task)
+    spec = (EngineSpec(task=task) if model else EngineSpec.biharmonic(settings.engine_resolution))
     if not synthetic.is_file():
-        argv = ["generate", str(root), str(synthetic), "--n", str(settings.synth_units), "--seed", str(settings.seed),
-                *engine_args, *([] if progress else ["--no-progress"])]  # fmt: skip
-        if export.main(argv) != 0:
-            raise LinopError(f"linop-export failed on {root}; see the message above")
+        job = vindr_job(root, BatchOptions(seed=settings.seed), make_engine(spec))
+        write_set(job, synthetic, n=settings.synth_units, progress=tqdm_progress(unit="image", enabled=progress))
     config.data.root = str(root)
     config.data.synthetic = str(synthetic)
     if config.data.cache_dir is None:

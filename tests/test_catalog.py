@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from linop_core.catalog import HANGING_SLOTS, Catalog, Filters
 from linop_core.errors import DataError
-from linop_gui.catalog import HANGING_SLOTS, Catalog, Filters
 
 
 def test_vindr_mammo_root_lists_every_image_in_hanging_order(mammo_root: Path) -> None:

@@ -26,13 +26,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from linop_core.candidate import Candidate
 from linop_core.errors import DataError
 from linop_core.fileio import atomic_open, atomic_write_text
+from linop_core.vocab import Decision, HoleKind, Task
 
 SCHEMA_VERSION = 1
 Box = tuple[float, float, float, float]
-HoleShape = Literal["ellipse", "rectangle", "brush"]
-Decision = Literal["pending", "approved", "rejected"]
 REJECT_REASONS = ("seam", "texture", "implausible shape", "wrong density", "artefact", "other")
 
 
@@ -41,62 +41,62 @@ class LesionBox:
     """An inpainting box (mass to generate) or an outpainting selection (region to keep)."""
 
     box: Box
-    hole: HoleShape = "ellipse"
+    hole: HoleKind = HoleKind.ELLIPSE
     brush_file: str | None = None  # npz under candidates/ holding a bool (H, W) brush mask, when hole == "brush"
     source: Literal["drawn", "finding"] = "drawn"
+
+    def __post_init__(self) -> None:
+        self.hole = HoleKind(self.hole)
 
 
 @dataclass
 class ImageAnnotation:
-    mode: Literal["inpaint", "outpaint"] = "inpaint"
+    mode: Task = Task.INPAINT
     boxes: list[LesionBox] = field(default_factory=list)
     margin: float = 16.0  # outpainting: pixels kept around each selected region
+
+    def __post_init__(self) -> None:
+        self.mode = Task(self.mode)
 
 
 @dataclass
 class CandidateEntry:
-    """One generated candidate and its review state; the pixels are in ``candidates/<id>.npz``."""
+    """One generated candidate and its review state; the pixels are in ``candidates/<id>.npz``.
+
+    ``box_index`` is the inpainting box of the image's annotation the candidate was made for; None for an
+    outpainting candidate (made from all kept regions at once).
+    """
 
     candidate_id: str
     image_id: str
-    box_index: int
+    box_index: int | None
     seed: int
     engine: str
     model_name: str | None
     checkpoint_sha256: str | None
     created_utc: str
-    decision: Decision = "pending"
+    decision: Decision = Decision.PENDING
     reject_reason: str | None = None
     realism_score: int | None = None  # 1-5, optional
     reviewer: str | None = None
     reviewed_utc: str | None = None
-    # Everything else the synthesis recorded (see :func:`candidate_provenance`), so an exporter can rebuild
-    # the full ``linop_core.synthesis.Candidate``; empty for candidates stored without it.
+    # ``Candidate.to_record()``: everything the synthesis recorded, so an exporter can rebuild the full
+    # candidate; empty for candidates stored without it.
     provenance: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def task(self) -> Task:
+        if "task" in self.provenance:
+            return Task(self.provenance["task"])
+        return Task.OUTPAINT if self.box_index is None else Task.INPAINT
 
-def candidate_provenance(candidate: Any) -> dict[str, Any]:
-    """The JSON-able provenance of a ``linop_core.synthesis.Candidate`` (all fields but the pixel arrays and
-    those :class:`CandidateEntry` holds itself)."""
-    window = candidate.window
-    return {
-        "task": str(candidate.task),
-        "boxes": [[float(v) for v in box] for box in candidate.boxes],
-        "box_labels": [str(v) for v in candidate.box_labels],
-        "global_labels": [str(v) for v in candidate.global_labels],
-        "crop_origin": [int(v) for v in candidate.crop_origin],
-        "crop_size": [int(v) for v in candidate.crop_size],
-        "scale": float(candidate.scale),
-        "feather_px": float(candidate.feather_px),
-        "window": {"center": float(window.center), "width": float(window.width), "explanation": window.explanation},
-        "window_function": str(candidate.window_function),
-        "seed_used": bool(candidate.seed_used),
-        "hole_kind": str(candidate.hole_kind),
-        "margin_px": float(candidate.margin_px),
-        "model_size": [int(v) for v in candidate.model_size],
-        "source_id": candidate.source_id,
-        "engine_settings": json.loads(json.dumps(candidate.engine_settings, default=str)),
-    }
+
+def _entry_from_json(data: dict[str, Any]) -> CandidateEntry:
+    box_index = data.get("box_index")
+    if box_index is not None and int(box_index) < 0:  # sessions before the Task enum wrote -1 for outpainting
+        box_index = None
+    decision = Decision(data.get("decision", Decision.PENDING))
+    return CandidateEntry(**{**data, "box_index": box_index, "decision": decision})
 
 
 class ReviewSession:
@@ -145,13 +145,14 @@ class ReviewSession:
                 raise ValueError(f"schema version {data.get('schema_version')} (this app reads {SCHEMA_VERSION})")
             self.annotations = {
                 image_id: ImageAnnotation(
-                    mode=a["mode"],
+                    mode=Task(a["mode"]),
                     margin=float(a["margin"]),
-                    boxes=[LesionBox(**{**b, "box": tuple(b["box"])}) for b in a["boxes"]],
+                    boxes=[LesionBox(**{**b, "box": tuple(b["box"]), "hole": HoleKind(b.get("hole", "ellipse"))})
+                           for b in a["boxes"]],
                 )
                 for image_id, a in data["annotations"].items()
             }
-            self.candidates = {c["candidate_id"]: CandidateEntry(**c) for c in data["candidates"]}
+            self.candidates = {c["candidate_id"]: _entry_from_json(c) for c in data["candidates"]}
         except (ValueError, KeyError, TypeError) as exc:
             raise DataError(path, f"review session cannot be read ({exc}); move it aside to start afresh") from exc
 
@@ -211,7 +212,7 @@ class ReviewSession:
         self,
         *,
         image_id: str,
-        box_index: int,
+        box_index: int | None,
         seed: int,
         engine: str,
         pixels: np.ndarray,
@@ -219,43 +220,30 @@ class ReviewSession:
         model_name: str | None = None,
         checkpoint_sha256: str | None = None,
     ) -> CandidateEntry:
-        """Stores a new candidate's pixels, then records it (the pixels are on disk before the entry)."""
-        entry = self.store_candidate(
-            image_id=image_id, box_index=box_index, seed=seed, engine=engine, pixels=pixels, generated=generated,
-            model_name=model_name, checkpoint_sha256=checkpoint_sha256,
-        )
+        """Stores pixels made outside :mod:`linop_core.synthesis` (no provenance: reviewable, not exportable),
+        then records the entry (the pixels are on disk before the entry)."""
+        entry = self._write_entry(image_id, box_index, seed, engine, model_name, checkpoint_sha256, {}, pixels,
+                                  generated)
         self.record_candidates([entry])
         return entry
 
-    def store_candidate(
-        self,
-        *,
-        image_id: str,
-        box_index: int,
-        seed: int,
-        engine: str,
-        pixels: np.ndarray,
-        generated: np.ndarray,
-        model_name: str | None = None,
-        checkpoint_sha256: str | None = None,
-        provenance: dict[str, Any] | None = None,
-    ) -> CandidateEntry:
-        """Writes a new candidate's pixels and returns its entry *without* recording it.
+    def store_candidate(self, *, image_id: str, box_index: int | None, candidate: Candidate) -> CandidateEntry:
+        """Writes a synthesised candidate's pixels and returns its entry *without* recording it.
 
         Touches only a new file, never the session's state, so a worker thread may call it (compressing a
         full-field image takes a while); the GUI thread then records the entries with
         :meth:`record_candidates`. A candidate whose entry is never recorded leaves an orphan file only.
         """
+        return self._write_entry(image_id, box_index, candidate.seed, candidate.engine, candidate.model_name,
+                                 candidate.checkpoint_sha256, candidate.to_record(), candidate.image,
+                                 candidate.generated)
+
+    def _write_entry(self, image_id: str, box_index: int | None, seed: int, engine: str, model_name: str | None,
+                     checkpoint_sha256: str | None, provenance: dict[str, Any], pixels: np.ndarray,
+                     generated: np.ndarray) -> CandidateEntry:
         entry = CandidateEntry(
-            candidate_id=uuid.uuid4().hex,
-            image_id=image_id,
-            box_index=box_index,
-            seed=int(seed),
-            engine=engine,
-            model_name=model_name,
-            checkpoint_sha256=checkpoint_sha256,
-            created_utc=_now(),
-            provenance=dict(provenance or {}),
+            candidate_id=uuid.uuid4().hex, image_id=image_id, box_index=box_index, seed=int(seed), engine=engine,
+            model_name=model_name, checkpoint_sha256=checkpoint_sha256, created_utc=_now(), provenance=provenance,
         )
         _atomic_savez(self.candidate_file(entry.candidate_id), image=pixels, generated=generated)
         return entry
@@ -273,35 +261,22 @@ class ReviewSession:
             self.annotations[image_id] = copy.deepcopy(annotation)
         self.record_candidates(entries)
 
-    def rebuild_candidate(self, candidate_id: str, entry: CandidateEntry | None = None) -> Any:
-        """The stored candidate as a ``linop_core.synthesis.Candidate`` (for the SynthSet writer).
+    def load_candidate(self, candidate_id: str, entry: CandidateEntry | None = None) -> Candidate:
+        """The stored candidate as a :class:`~linop_core.candidate.Candidate` (for the SynthSet writer).
 
-        ``entry`` (a snapshot taken in the GUI thread) lets a worker thread rebuild without reading the
+        ``entry`` (a snapshot taken in the GUI thread) lets a worker thread load without reading the
         session's state. Raises DataError for a candidate stored without provenance.
         """
-        from linop_core.dicom import VoiWindow
-        from linop_core.synthesis import Candidate
-
         entry = entry if entry is not None else self.candidates[candidate_id]
-        p = entry.provenance
-        if not p:
-            raise DataError(self.candidate_file(candidate_id),
-                            "candidate was stored without its synthesis provenance; generate it again to export it")
+        where = self.candidate_file(candidate_id)
+        if not entry.provenance:
+            raise DataError(where, "candidate was stored without its synthesis provenance; generate it again to "
+                            "export it")
         image, generated = self.candidate_pixels(candidate_id)
-        window = p["window"]
-        return Candidate(
-            task=p["task"], image=image, generated=generated.astype(np.float32, copy=False),
-            boxes=tuple(tuple(float(v) for v in box) for box in p["boxes"]),
-            box_labels=tuple(p["box_labels"]), global_labels=tuple(p["global_labels"]), seed=entry.seed,
-            crop_origin=tuple(p["crop_origin"]), crop_size=tuple(p["crop_size"]), scale=float(p["scale"]),
-            feather_px=float(p["feather_px"]),
-            window=VoiWindow(float(window["center"]), float(window["width"]), window.get("explanation")),
-            window_function=p["window_function"], engine=entry.engine, model_name=entry.model_name,
-            checkpoint_sha256=entry.checkpoint_sha256, seed_used=bool(p.get("seed_used", True)),
-            hole_kind=p.get("hole_kind", ""), margin_px=float(p.get("margin_px", 0.0)),
-            model_size=tuple(p.get("model_size", (0, 0))), source_id=p.get("source_id"),
-            engine_settings=dict(p.get("engine_settings", {})),
-        )
+        # records written before Candidate.to_record kept seed, engine and checkpoint only in the entry
+        known = {"seed": entry.seed, "engine": entry.engine, "model_name": entry.model_name,
+                 "checkpoint_sha256": entry.checkpoint_sha256}
+        return Candidate.from_record({**known, **entry.provenance}, image, generated, where=str(where))
 
     def candidate_file(self, candidate_id: str) -> Path:
         return self.folder / "candidates" / f"{candidate_id}.npz"
@@ -324,13 +299,14 @@ class ReviewSession:
         realism_score: int | None = None,
     ) -> CandidateEntry:
         """Records a decision. A rejection needs a reason from :data:`REJECT_REASONS`; scores are 1-5."""
-        if decision == "rejected" and reason not in REJECT_REASONS:
+        decision = Decision(decision)
+        if decision is Decision.REJECTED and reason not in REJECT_REASONS:
             raise ValueError(f"a rejection needs a reason from {REJECT_REASONS}, got {reason!r}")
         if realism_score is not None and not 1 <= realism_score <= 5:
             raise ValueError(f"realism score must be 1-5, got {realism_score}")
         entry = self.candidates[candidate_id]
         entry.decision = decision
-        entry.reject_reason = reason if decision == "rejected" else None
+        entry.reject_reason = reason if decision is Decision.REJECTED else None
         entry.realism_score = realism_score
         entry.reviewer = reviewer
         entry.reviewed_utc = _now()
@@ -338,7 +314,7 @@ class ReviewSession:
         return entry
 
     def approved(self) -> list[CandidateEntry]:
-        return [c for c in self.candidates.values() if c.decision == "approved"]
+        return [c for c in self.candidates.values() if c.decision is Decision.APPROVED]
 
 
 def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:

@@ -17,13 +17,13 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
 
 from linop_core.dicom import read_dicom_meta
 from linop_core.errors import DataError, DicomError
+from linop_core.sources import DicomSource
 from linop_core.vindr import CxrDataset, Finding, ImageRecord, MammoDataset, open_dataset
+from linop_core.vocab import DatasetKind
 
-CatalogKind = Literal["mammo", "cxr", "folder"]
 ProgressFn = Callable[[int, int], None]
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
@@ -112,7 +112,7 @@ class Catalog:
     """An opened dataset or folder: entries in browsing order plus what went wrong while reading it."""
 
     root: Path
-    kind: CatalogKind
+    kind: DatasetKind
     entries: list[CatalogEntry]
     problems: list[str] = field(default_factory=list)
     dataset: MammoDataset | CxrDataset | None = None
@@ -152,7 +152,7 @@ class Catalog:
                 replace(e, error=f"{e.path}: file not found (listed in the CSV)") if e.image_id in missing_ids else e
                 for e in entries
             ]
-        kind: CatalogKind = "mammo" if isinstance(dataset, MammoDataset) else "cxr"
+        kind = DatasetKind.MAMMO if isinstance(dataset, MammoDataset) else DatasetKind.CXR
         return cls(root.resolve(), kind, sort_entries(entries), problems, dataset)
 
     @classmethod
@@ -169,7 +169,7 @@ class Catalog:
             entries.append(entry)
             if progress is not None:
                 progress(done, len(files))
-        return cls(folder.resolve(), "folder", sort_entries(entries), problems)
+        return cls(folder.resolve(), DatasetKind.FOLDER, sort_entries(entries), problems)
 
     # -- queries -------------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -180,6 +180,12 @@ class Catalog:
             return self._by_id[image_id]
         except KeyError:
             raise DataError(self.root, f"no image {image_id!r} in this catalog") from None
+
+    def source(self, image_id: str) -> DicomSource:
+        """Where ``image_id``'s pixels are and its pseudonymous ids, as synthesis records them."""
+        entry = self.by_id(image_id)
+        return DicomSource(entry.path, str(self.kind), entry.image_id, entry.study_id, entry.split or "unknown",
+                           entry.laterality, entry.view)
 
     def find_path(self, path: Path) -> CatalogEntry | None:
         resolved = Path(path).resolve()
