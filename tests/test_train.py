@@ -20,7 +20,8 @@ from trainer.data import (
     validation_keys,
 )
 from trainer.fid import INCEPTION_FILENAME, FidEvaluator, RandomConvFeatures
-from trainer.loop import CheckpointWriteError, atomic_torch_save, crossed, load_training_state
+from trainer.loop import crossed
+from trainer.run_files import CheckpointWriteError, load_training_state, save_run_file
 from trainer.train import main
 
 
@@ -201,19 +202,33 @@ def test_randconv_fid_is_named_deterministic_and_sensitive() -> None:
 
 def test_disk_full_leaves_the_previous_checkpoint_intact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "last.pt"
-    atomic_torch_save({"format": "x", "value": 1}, path)
+    save_run_file({"format": "x", "value": 1}, path)
 
     def full_disk(obj: object, f: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", full_disk)
     with pytest.raises(CheckpointWriteError, match=r"No space left on device.*--resume"):
-        atomic_torch_save({"format": "x", "value": 2}, path)
+        save_run_file({"format": "x", "value": 2}, path)
     monkeypatch.undo()
     assert torch.load(path, weights_only=True)["value"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
     with pytest.raises(ModelError, match="not a linop-train training state"):
         load_training_state(path)
+
+
+def test_torch_reporting_a_full_disk_as_runtime_error_names_the_file(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "snapshots" / "snapshot-000000.004kimg.pt"
+
+    def full_disk(obj: object, f: object) -> None:  # what torch's zip writer raises when a write fails
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(CheckpointWriteError, match=rf"snapshot-000000\.004kimg\.pt: cannot write .*unexpected pos.*"
+                                                   rf"--resume {tmp_path}`"):
+        save_run_file({"value": 1}, path)
+    assert list(path.parent.iterdir()) == []
 
 
 def test_crossed_periods() -> None:

@@ -11,10 +11,7 @@ generator's noise and dropout, and of ``(train.seed, slot)`` for the data (see :
 checkpoint needs only the weights, optimizer states, counters and the global RNG state to resume exactly:
 on CPU an interrupted and resumed run ends with the same weights as an uninterrupted one.
 
-Files in the run folder: ``config.yaml``, ``last.pt`` (full training state, ``torch.load(weights_only=True)``),
-``best.pt`` (lowest FID) and ``snapshots/snapshot-<kimg>kimg.pt`` (generator checkpoints in the project's
-format, loadable by the synthesis engine), ``metrics.jsonl``, ``tensorboard/`` (steps counted in images seen)
-and ``images/``. Every file is written to a temporary name in the same folder and renamed into place.
+What the run folder holds, and how it is written, is :mod:`trainer.run_files`.
 """
 
 from __future__ import annotations
@@ -22,15 +19,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
-import json
 import logging
 import math
 import os
 import resource
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,129 +49,23 @@ from trainer.data import (
 )
 from trainer.distributed import DistInfo
 from trainer.fid import FidEvaluator
-
-STATE_FORMAT = "linop-train-state"
-STATE_VERSION = 1
+from trainer.metrics_log import append_metrics, truncate_metrics
+from trainer.networks import load_initial_weights, resolve_model_config
+from trainer.run_files import (
+    STATE_FORMAT,
+    STATE_VERSION,
+    RunFiles,
+    load_training_state,
+    open_tensorboard,
+    save_generator_checkpoint,
+    save_run_file,
+    write_image_grid,
+    write_run_text,
+)
 
 _log = logging.getLogger("trainer.loop")
 
 Progress = Callable[[int, int], None]
-
-
-class CheckpointWriteError(LinopError):
-    """A run file could not be written (disk full, permissions); the previous version is left intact."""
-
-
-def kimg_label(nimg: int) -> str:
-    """``000840.000`` for 840 kimg: sortable, and unique for runs measured in fractions of a kimg."""
-    return f"{nimg / 1000:010.3f}"
-
-
-@dataclass(frozen=True)
-class RunFiles:
-    root: Path
-
-    @property
-    def last(self) -> Path:
-        return self.root / "last.pt"
-
-    @property
-    def best(self) -> Path:
-        return self.root / "best.pt"
-
-    @property
-    def snapshots(self) -> Path:
-        return self.root / "snapshots"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.jsonl"
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.yaml"
-
-    @property
-    def tensorboard(self) -> Path:
-        return self.root / "tensorboard"
-
-    @property
-    def images(self) -> Path:
-        return self.root / "images"
-
-    def snapshot(self, nimg: int) -> Path:
-        return self.snapshots / f"snapshot-{kimg_label(nimg)}kimg.pt"
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Atomic writes
-
-
-def _disk_message(path: Path, exc: OSError) -> str:
-    reason = exc.strerror or str(exc)
-    return (
-        f"cannot write ({reason}); the previous file, if any, is intact: free space or fix permissions, "
-        f"then continue with `linop-train --resume {path.parent}`"
-    )
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, fsync it, then rename it over ``path``.
-
-    Raises:
-        CheckpointWriteError: the write failed (e.g. disk full); the temporary file is removed.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; run files follow the user's umask
-        write(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise CheckpointWriteError(f"{path}: {_disk_message(path, exc)}") from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
-
-
-def atomic_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    """Append one JSON line; the file is rewritten atomically so a crash never leaves half a line."""
-    old = path.read_text(encoding="utf-8") if path.is_file() else ""
-    atomic_text(path, old + json.dumps(record, sort_keys=True) + "\n")
-
-
-def truncate_metrics(path: Path, nimg: int) -> None:
-    """Drop records written after ``nimg`` images (a resumed run repeats that stretch)."""
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if int(record.get("nimg", 0)) <= nimg:
-            kept.append(line)
-    atomic_text(path, "".join(f"{line}\n" for line in kept))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -228,19 +116,6 @@ def _set_rng_state(state: dict[str, Tensor], device: torch.device) -> None:
     torch.set_rng_state(state["torch_cpu"])
     if device.type == "cuda" and "torch_cuda" in state:
         torch.cuda.set_rng_state(state["torch_cuda"], device)
-
-
-def load_training_state(path: Path) -> dict[str, Any]:
-    """Read a ``last.pt`` training state (weights-only unpickling)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ModelError(path, "no training state here; was the run started with this --out folder?") from None
-    except Exception as exc:
-        raise ModelError(path, f"unreadable training state ({exc}); resume from a snapshot with --init") from exc
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise ModelError(path, "not a linop-train training state (last.pt); use --init for model checkpoints")
-    return state
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -382,13 +257,11 @@ class Trainer:
 
         if self.dist.is_main:
             self.files.root.mkdir(parents=True, exist_ok=True)
-            atomic_text(self.files.config, dump_config(cfg))
+            write_run_text(self.files.config, dump_config(cfg))
             if self.resume:
                 truncate_metrics(self.files.metrics, self.cur_nimg)
             if cfg.log.tensorboard:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self._writer = SummaryWriter(str(self.files.tensorboard), purge_step=self.cur_nimg or None)
+                self._writer = open_tensorboard(self.files, purge_step=self.cur_nimg or None)
 
     def _validation_set(self, root: Path, train_images: list[SourceImage]) -> InpaintingSamples:
         cfg = self.config
@@ -467,20 +340,15 @@ class Trainer:
     def save_last(self) -> None:
         state = self.state_dict()
         if self.dist.is_main:
-            atomic_torch_save(state, self.files.last)
+            save_run_file(state, self.files.last)
         ddp.barrier(self.dist)
 
     def _save_generator(self, path: Path, *, with_training_nets: bool, extra: dict[str, Any]) -> None:
-        from linop_core.model.checkpoint import save_checkpoint
-
-        kwargs: dict[str, Any] = {"config": self.mat_config, "preset": self.config.model.preset, "G_ema": self.G_ema}
-        if with_training_nets:
-            kwargs.update(G=self.G, D=self.D)
-        extra = {**extra, "train_config": config_to_dict(self.config), "source": "linop-train"}
-        try:
-            save_checkpoint(path, extra=extra, **kwargs)  # atomic itself
-        except OSError as exc:
-            raise CheckpointWriteError(f"{path}: {_disk_message(path, exc)}") from exc
+        save_generator_checkpoint(
+            path, config=self.mat_config, preset=self.config.model.preset, G_ema=self.G_ema,
+            G=self.G if with_training_nets else None, D=self.D if with_training_nets else None,
+            extra={**extra, "train_config": config_to_dict(self.config), "source": "linop-train"},
+        )
 
     # -- one step -------------------------------------------------------------------------------------------
 
@@ -631,7 +499,7 @@ class Trainer:
 
     @torch.no_grad()
     def _write_images(self) -> None:
-        from torchvision.utils import make_grid, save_image
+        from torchvision.utils import make_grid
 
         count = min(self.config.log.image_count, max(1, self.config.eval.num_images))
         keys = validation_keys(len(self.val_set), count)
@@ -644,8 +512,7 @@ class Trainer:
         grid = make_grid(tiles, nrow=4, padding=2)
         if self._writer is not None:
             self._writer.add_image("images/input_mask_stage1_output", grid, self.cur_nimg)
-        path = self.files.images / f"kimg-{kimg_label(self.cur_nimg)}.png"
-        atomic_write(path, lambda tmp: save_image(grid, tmp, format="png"))
+        write_image_grid(self.files.image_grid(self.cur_nimg), grid)
 
     # -- logging ---------------------------------------------------------------------------------------------
 
@@ -669,7 +536,7 @@ class Trainer:
                 _log.warning("non-finite %s at %.1f kimg", key, self.cur_nimg / 1000)
         if self.dist.is_main:
             kimg = self.cur_nimg / 1000
-            append_jsonl(self.files.metrics, {"kind": "train", "nimg": self.cur_nimg, "kimg": kimg, **record})
+            append_metrics(self.files.metrics, {"kind": "train", "nimg": self.cur_nimg, "kimg": kimg, **record})
             if self._writer is not None:
                 for key, value in record.items():
                     self._writer.add_scalar(key, value, self.cur_nimg)
@@ -685,7 +552,7 @@ class Trainer:
             return
         record = {"kind": "fid", "nimg": self.cur_nimg, "kimg": kimg, "fid": value, "fid_feature": self.fid.name,
                   "num_images": self.config.eval.num_images, "best": improved}
-        append_jsonl(self.files.metrics, record)
+        append_metrics(self.files.metrics, record)
         if self._writer is not None:
             self._writer.add_scalar(f"fid/{self.fid.name}", value, self.cur_nimg)
         _log.info("FID[%s] %.3f at %.3f kimg%s", self.fid.name, value, kimg, " (best)" if improved else "")
@@ -762,110 +629,3 @@ class Trainer:
             "best_kimg": None if self.best_nimg is None else self.best_nimg / 1000,
             "fid_feature": self.fid.name if self.fid is not None else None,
         }
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Model configuration and initial weights
-
-
-def resolve_model_config(preset: str, overrides: dict[str, Any] | None) -> Any:
-    """The MatConfig of ``preset`` with ``model.overrides`` applied (lists become tuples)."""
-    from linop_core.model.presets import MatConfig, get_config
-
-    base = get_config(preset)
-    if not overrides:
-        return base
-    known = {f.name for f in dataclasses.fields(MatConfig)}
-    for key in overrides:
-        if key not in known:
-            raise LinopError(f"model.overrides.{key}: unknown MatConfig field; known: {', '.join(sorted(known))}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-    try:
-        return dataclasses.replace(base, **values)
-    except (TypeError, ValueError) as exc:
-        raise LinopError(f"model.overrides: {exc}") from None
-
-
-def _load_weights(module: nn.Module, weights: dict[str, Tensor], what: str, path: Path) -> None:
-    from linop_core.model.official import match_state_dict
-
-    matched = match_state_dict(module.state_dict(), weights, what, path)
-    module.load_state_dict(matched, strict=False)
-
-
-def load_initial_weights(path: Path, G: nn.Module, D: nn.Module, G_ema: nn.Module, mat_config: Any) -> str:
-    """Initialise the networks from ``path`` (``--init``) and return a one-line description.
-
-    Accepted: a linop-train ``last.pt``, a LINOP checkpoint (``best.pt``, a snapshot, ``linop-model import``
-    output) or an official MAT ``.pkl`` / converted ``.pth`` (read without running its code; 3-channel
-    weights are folded to 1 channel for gray presets). A file without D (or G) initialises only what it holds:
-    D then starts fresh and G starts from G_ema.
-
-    Raises:
-        ModelError: the file is missing, unreadable, or built for another model configuration.
-    """
-    import zipfile
-
-    from linop_core.model.presets import config_to_dict as model_config_to_dict
-
-    if not path.is_file():
-        raise ModelError(path, "--init checkpoint not found")
-    wanted = model_config_to_dict(mat_config)
-    networks: dict[str, dict[str, Tensor] | None]
-    payload = None
-    if zipfile.is_zipfile(path):
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:
-            payload = None
-    if isinstance(payload, dict) and payload.get("format") == STATE_FORMAT:
-        if payload.get("model_config") != wanted:
-            raise ModelError(
-                path, f"training state of preset {payload.get('preset')!r} does not match this run's model "
-                "(model.preset / model.overrides); use a matching preset"
-            )
-        networks = {"G": payload["G"], "G_ema": payload["G_ema"], "D": payload["D"]}
-        source = f"linop-train state at {payload.get('cur_nimg', 0) / 1000:.1f} kimg"
-    elif isinstance(payload, dict) and payload.get("format") == "linop-mat":
-        from linop_core.model.checkpoint import load_checkpoint
-
-        checkpoint = load_checkpoint(path)
-        if model_config_to_dict(checkpoint.config) != wanted:
-            raise ModelError(
-                path, f"checkpoint is for preset {checkpoint.preset!r}, a different model from this run's "
-                f"model.preset / model.overrides; set model.preset={checkpoint.preset}"
-            )
-        networks = {"G": checkpoint.G, "G_ema": checkpoint.G_ema, "D": checkpoint.D}
-        source = f"LINOP checkpoint (preset {checkpoint.preset})"
-    else:
-        from linop_core.model import official
-
-        weights = official.read_official(path)
-        converted: dict[str, dict[str, Tensor] | None] = {}
-        for name in ("G", "G_ema", "D"):
-            state = weights.networks.get(name)
-            if state is None:
-                converted[name] = None
-                continue
-            state = official.official_to_linop(state)
-            if name == "D":
-                channels = int(state["Dis.0.conv.weight"].shape[1]) - 1 if "Dis.0.conv.weight" in state else 0
-                if channels == 3 and mat_config.img_channels == 1:
-                    state = official.rgb_to_gray_discriminator(state, 3)
-            else:
-                layout = official.detect_generator_layout(state, path)
-                if layout.img_channels == 3 and mat_config.img_channels == 1:
-                    state = official.rgb_to_gray_generator(state, 3)
-            converted[name] = state
-        networks = converted
-        source = f"official MAT weights ({weights.layout})"
-    g_ema = networks.get("G_ema")
-    if g_ema is None:
-        raise ModelError(path, "no generator (G_ema) weights in this file")
-    _load_weights(G_ema, g_ema, "G_ema", path)
-    _load_weights(G, networks.get("G") or g_ema, "G", path)
-    if networks.get("D") is not None:
-        _load_weights(D, networks["D"], "D", path)  # type: ignore[arg-type]
-    else:
-        _log.warning("%s holds no discriminator: D starts from random weights", path)
-    return source
