@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from linop_core.errors import DataError, ModelError
-from trainer.config import SHIPPED_CONFIGS, ConfigError, load_config
+from trainer.config import SHIPPED_CONFIGS, ConfigError, config_to_dict, load_config
 from trainer.data import (
     InpaintingSamples,
     SlotSampler,
@@ -63,6 +63,23 @@ def test_overrides_are_type_checked_and_unknown_keys_named() -> None:
         load_config("smoke", ["data.task=segmentation"])
     with pytest.raises(ConfigError, match="keep_box_range"):
         load_config("smoke", ["data.keep_box_range=[0.5, 0.2]"])
+
+
+def test_the_loss_section_is_the_loss_config_and_r1_follows_the_d_reg_interval() -> None:
+    from linop_core.losses import MatLossConfig
+
+    config = load_config("smoke", ["optim.d_reg_interval=4", "loss.hole_l1=2.0"])
+    assert isinstance(config.loss, MatLossConfig)
+    assert config.loss.r1_interval == 4 and config.loss.hole_l1 == 2.0
+    assert load_config("smoke", ["optim.d_reg_interval=0"]).loss.r1_interval == 1
+    assert "r1_interval" not in config_to_dict(config)["loss"]
+    with pytest.raises(ConfigError, match=r"loss\.r1_interval: follows optim\.d_reg_interval"):
+        load_config("smoke", ["loss.r1_interval=4"])
+    repo = Path(__file__).resolve().parents[1]
+    shipped = [*(repo / "trainer" / "configs").glob("*.yaml"), *(repo / "resources" / "models").glob("*.yaml")]
+    assert len(shipped) >= 7
+    for path in shipped:
+        load_config(path)  # every shipped file's loss keys are still valid
 
 
 def test_unknown_key_in_a_file_is_named(tmp_path: Path) -> None:

@@ -228,19 +228,9 @@ class Trainer:
         self.opt_G = adam_for(self.G.parameters(), o.g_lr, o.betas, o.eps, o.g_reg_interval)
         self.opt_D = adam_for(self.D.parameters(), o.d_lr, o.betas, o.eps, o.d_reg_interval)
 
-        from linop_core.losses import MatLoss, MatLossConfig
+        from linop_core.losses import MatLoss
 
-        lc = cfg.loss
-        self.loss = MatLoss(
-            MatLossConfig(
-                pcp_ratio=lc.pcp_ratio,
-                perceptual=lc.perceptual,
-                vgg_weights=lc.vgg_weights,
-                r1_gamma=lc.r1_gamma,
-                r1_interval=max(1, o.d_reg_interval),
-                hole_l1=lc.hole_l1,
-            )
-        ).to(self.device)
+        self.loss = MatLoss(cfg.loss).to(self.device)
 
         self.fid = (
             FidEvaluator(cfg.eval.feature, cfg.eval.inception_weights, self.device) if cfg.eval.every_kimg > 0 else None
