@@ -3,8 +3,8 @@
 One :class:`Trainer` runs in every process. Per step, the global batch ``train.batch`` is split over the
 processes and, inside each, into rounds of ``train.batch_gpu`` (gradient accumulation); the discriminator's
 minibatch-stddev therefore sees ``batch_gpu`` images, as in the recipe. Phases per step, each with its own
-optimizer step: G main, D main, and every ``optim.d_reg_interval`` steps D R1 (lazy regularisation, with
-StyleGAN2's Adam learning-rate and beta correction for both networks).
+optimizer step (:mod:`trainer.step`): G main, D main, and every ``optim.d_reg_interval`` steps D R1 (lazy
+regularisation, with StyleGAN2's Adam learning-rate and beta correction for both networks).
 
 Randomness is a pure function of ``(train.seed, rank, step)`` for latents, style mixing and the
 generator's noise and dropout, and of ``(train.seed, slot)`` for the data (see :mod:`trainer.data`). So a
@@ -16,9 +16,7 @@ What the run folder holds, and how it is written, is :mod:`trainer.run_files`.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import hashlib
 import logging
 import math
 import os
@@ -28,29 +26,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from torch import Tensor, nn
-from torch.utils.data import DataLoader
+from torch import Tensor
 
 from linop_core.errors import LinopError, ModelError
 from trainer import distributed as ddp
 from trainer.config import Config, config_to_dict, dump_config
-from trainer.data import (
-    TRAIN_STREAM,
-    VALIDATION_STREAM,
-    InpaintingSamples,
-    SlotSampler,
-    SourceImage,
-    collate,
-    ensure_root,
-    select_images,
-    validation_keys,
-)
+from trainer.data import TRAIN_STREAM, InpaintingSamples, ensure_root, select_images, training_batches
 from trainer.distributed import DistInfo
 from trainer.fid import FidEvaluator
 from trainer.metrics_log import append_metrics, truncate_metrics
-from trainer.networks import load_initial_weights, resolve_model_config
+from trainer.networks import build_networks, load_initial_weights, run_model_config
 from trainer.run_files import (
     STATE_FORMAT,
     STATE_VERSION,
@@ -62,6 +48,8 @@ from trainer.run_files import (
     write_image_grid,
     write_run_text,
 )
+from trainer.step import GanStep, adam_for, derive_seed, ema_beta, update_ema
+from trainer.validation import FixedValidation, validation_samples
 
 _log = logging.getLogger("trainer.loop")
 
@@ -70,12 +58,6 @@ Progress = Callable[[int, int], None]
 
 # ---------------------------------------------------------------------------------------------------------------
 # Helpers
-
-
-def derive_seed(*parts: int) -> int:
-    """A 63-bit seed from integers (stable across processes and runs)."""
-    digest = hashlib.blake2b(np.asarray(parts, dtype=np.int64).tobytes(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
 def crossed(before: int, after: int, period_kimg: float) -> bool:
@@ -90,19 +72,6 @@ def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-def _requires_grad(module: nn.Module, flag: bool) -> None:
-    for p in module.parameters():
-        p.requires_grad_(flag)
-
-
-def adam_for(params: Any, lr: float, betas: tuple[float, float], eps: float, reg_interval: int) -> torch.optim.Adam:
-    """Adam with StyleGAN2's lazy-regularisation correction (ratio = interval / (interval + 1))."""
-    ratio = reg_interval / (reg_interval + 1) if reg_interval > 0 else 1.0
-    return torch.optim.Adam(
-        params, lr=lr * ratio, betas=(betas[0] ** ratio, betas[1] ** ratio), eps=eps
-    )
 
 
 def _rng_state(device: torch.device) -> dict[str, Tensor]:
@@ -173,7 +142,7 @@ class Trainer:
         self._stats: dict[str, list[Tensor]] = {}
         self._writer: Any = None
         self._tick_start = (time.time(), 0)
-        self.autocast = self._autocast_dtype()
+        self.precision = self._autocast_dtype()
         self._setup()
 
     # -- setup ----------------------------------------------------------------------------------------------
@@ -188,18 +157,8 @@ class Trainer:
 
     def _setup(self) -> None:
         cfg = self.config
-        from linop_core.model.presets import PRESETS, build_discriminator, build_generator
-
-        if cfg.model.preset not in PRESETS:
-            raise LinopError(f"model.preset {cfg.model.preset!r} is not one of {', '.join(sorted(PRESETS))}")
-        self.mat_config = resolve_model_config(cfg.model.preset, cfg.model.overrides)
-        resolution, channels = self.mat_config.resolution, self.mat_config.img_channels
-        if cfg.data.resolution != resolution:
-            raise LinopError(
-                f"data.resolution={cfg.data.resolution} but preset {cfg.model.preset} is built for {resolution}; "
-                f"set data.resolution={resolution}"
-            )
-        self.channels = channels
+        self.mat_config = run_model_config(cfg.model, cfg.data.resolution)
+        self.channels = channels = self.mat_config.img_channels
 
         # Data: rank 0 makes a phantom root if asked; the others wait for it.
         if self.dist.is_main:
@@ -212,7 +171,10 @@ class Trainer:
         self.train_set = InpaintingSamples(
             train_images, cfg.data, channels=channels, seed=cfg.train.seed, stream=TRAIN_STREAM
         )
-        self.val_set = self._validation_set(root, train_images)
+        self.validation = FixedValidation(
+            validation_samples(root, cfg.data, cfg.eval, channels=channels, train_images=train_images),
+            cfg.eval, z_dim=self.mat_config.z_dim, device=self.device, precision=self.precision,
+        )
 
         # A resumed run must be the same model: check before building (and allocating) anything big.
         state = load_training_state(self.files.last) if self.resume else None
@@ -220,10 +182,7 @@ class Trainer:
             self._check_state_model(state)
 
         # Networks: the same seeds everywhere, then rank 0's weights broadcast for certainty.
-        seed = cfg.train.seed
-        self.G = build_generator(self.mat_config, seed=derive_seed(seed, 1)).to(self.device).train()
-        self.D = build_discriminator(self.mat_config, seed=derive_seed(seed, 2)).to(self.device).train()
-        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.G, self.D, self.G_ema = build_networks(self.mat_config, cfg.train.seed, self.device)
         o = cfg.optim
         self.opt_G = adam_for(self.G.parameters(), o.g_lr, o.betas, o.eps, o.g_reg_interval)
         self.opt_D = adam_for(self.D.parameters(), o.d_lr, o.betas, o.eps, o.d_reg_interval)
@@ -231,6 +190,8 @@ class Trainer:
         from linop_core.losses import MatLoss
 
         self.loss = MatLoss(cfg.loss).to(self.device)
+        self.gan_step = GanStep(self.G, self.D, self.opt_G, self.opt_D, self.loss, cfg.loss,
+                                z_dim=self.mat_config.z_dim, dist=self.dist, precision=self.precision)
 
         self.fid = (
             FidEvaluator(cfg.eval.feature, cfg.eval.inception_weights, self.device) if cfg.eval.every_kimg > 0 else None
@@ -252,16 +213,6 @@ class Trainer:
                 truncate_metrics(self.files.metrics, self.cur_nimg)
             if cfg.log.tensorboard:
                 self._writer = open_tensorboard(self.files, purge_step=self.cur_nimg or None)
-
-    def _validation_set(self, root: Path, train_images: list[SourceImage]) -> InpaintingSamples:
-        cfg = self.config
-        try:
-            images = select_images(root, cfg.data, cfg.eval.split)
-        except LinopError:
-            if cfg.eval.every_kimg > 0:
-                raise
-            images = train_images  # image grids only: any fixed images will do
-        return InpaintingSamples(images, cfg.data, channels=self.channels, seed=cfg.eval.seed, stream=VALIDATION_STREAM)
 
     # -- state ----------------------------------------------------------------------------------------------
 
@@ -343,49 +294,9 @@ class Trainer:
     # -- one step -------------------------------------------------------------------------------------------
 
     def _batches(self) -> Iterator[dict[str, Tensor]]:
-        sampler = SlotSampler(
-            len(self.train_set),
-            seed=self.config.train.seed,
-            batch=self.config.train.batch,
-            rank=self.dist.rank,
-            world=self.dist.world,
-            start_nimg=self.cur_nimg,
-        )
-        workers = self.config.data.workers
-        loader = DataLoader(
-            self.train_set,
-            batch_size=self.batch_gpu,
-            sampler=sampler,
-            num_workers=workers,
-            collate_fn=collate,
-            pin_memory=self.device.type == "cuda",
-            persistent_workers=workers > 0,
-            prefetch_factor=2 if workers > 0 else None,
-        )
-        for batch in loader:
-            yield {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-
-    def _autocast(self) -> Any:
-        if self.autocast is None:
-            return torch.autocast(device_type=self.device.type, enabled=False)
-        return torch.autocast(device_type=self.device.type, dtype=self.autocast)
-
-    def _run_generator(self, img: Tensor, mask: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-        """Training-time G: truncation, style mixing, random noise; returns (output, stage-1 output)."""
-        lc = self.config.loss
-        z_dim = self.mat_config.z_dim
-        z = torch.randn((img.shape[0], z_dim), generator=gen, device=self.device)
-        ws = self.G.mapping(z, truncation_psi=lc.truncation_psi, truncation_cutoff=None, update_w_avg=True)
-        if lc.style_mixing_prob > 0:
-            num_ws = ws.shape[1]
-            mix = torch.rand((), generator=gen, device=self.device).item() < lc.style_mixing_prob
-            cutoff = int(torch.randint(1, num_ws, (), generator=gen, device=self.device).item()) if num_ws > 1 else 1
-            if mix and cutoff < num_ws:
-                z2 = torch.randn((img.shape[0], z_dim), generator=gen, device=self.device)
-                ws2 = self.G.mapping(z2, truncation_psi=lc.truncation_psi, truncation_cutoff=None, update_w_avg=False)
-                ws = torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
-        out, stage1 = self.G.synthesis(img, mask, ws, generator=gen, noise_mode="random", return_stage1=True)
-        return out, stage1
+        t = self.config.train
+        return training_batches(self.train_set, seed=t.seed, batch=t.batch, batch_gpu=self.batch_gpu,
+                                workers=self.config.data.workers, dist=self.dist, start_nimg=self.cur_nimg)
 
     def _record(self, parts: dict[str, Tensor]) -> None:
         # Kept as tensors: converting each to a float would synchronise the GPU every round.
@@ -396,110 +307,20 @@ class Trainer:
         """One optimizer step of every due phase on ``batches`` (this rank's rounds of the global batch)."""
         gen = torch.Generator(device=self.device)
         gen.manual_seed(derive_seed(self.config.train.seed, self.dist.rank, self.step))
-        scale = 1.0 / len(batches)
-
-        # G main.
-        _requires_grad(self.G, True)
-        _requires_grad(self.D, False)
-        self.opt_G.zero_grad(set_to_none=True)
-        for b in batches:
-            with self._autocast():
-                fake, fake1 = self._run_generator(b["img"], b["mask"], gen)
-                terms = self.loss.generator_loss(self.D, fake.float(), fake1.float(), b["img"], b["mask"])
-            (terms.total * scale).backward()
-            self._record(terms.parts)
-        ddp.reduce_gradients(self.G.parameters(), self.dist)
-        self.opt_G.step()
-
-        # D main, on fresh fakes.
-        _requires_grad(self.G, False)
-        _requires_grad(self.D, True)
-        self.opt_D.zero_grad(set_to_none=True)
-        for b in batches:
-            with torch.no_grad(), self._autocast():
-                fake, fake1 = self._run_generator(b["img"], b["mask"], gen)
-            with self._autocast():
-                terms = self.loss.discriminator_loss(self.D, fake.float(), fake1.float(), b["img"], b["mask"])
-            (terms.total * scale).backward()
-            self._record(terms.parts)
-        ddp.reduce_gradients(self.D.parameters(), self.dist)
-        self.opt_D.step()
-
-        # Lazy R1 (in fp32: double backward in bf16 is not worth the risk).
-        if self.config.loss.r1_gamma > 0 and self.loss.r1_due(self.step):
-            self.opt_D.zero_grad(set_to_none=True)
-            for b in batches:
-                terms = self.loss.r1_loss(self.D, b["img"], b["mask"])
-                (terms.total * scale).backward()
-                self._record(terms.parts)
-            ddp.reduce_gradients(self.D.parameters(), self.dist)
-            self.opt_D.step()
-        _requires_grad(self.G, True)
-        self._update_ema()
-
-    @torch.no_grad()
-    def _update_ema(self) -> None:
-        t = self.config.train
-        ema_nimg = t.ema_kimg * 1000
-        if t.ema_rampup is not None:
-            ema_nimg = min(ema_nimg, (self.cur_nimg + t.batch) * t.ema_rampup)
-        beta = 0.5 ** (t.batch / max(ema_nimg, 1e-8))
-        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
-            p_ema.copy_(p.detach().lerp(p_ema, beta))
-        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
-            b_ema.copy_(b)
+        for parts in self.gan_step(batches, gen, self.step):
+            self._record(parts)
+        update_ema(self.G_ema, self.G, ema_beta(self.config.train, self.cur_nimg))
 
     # -- evaluation ------------------------------------------------------------------------------------------
-
-    def _val_batches(self, keys: list[tuple[int, int]]) -> Iterator[tuple[list[tuple[int, int]], dict[str, Tensor]]]:
-        size = self.config.eval.batch
-        for start in range(0, len(keys), size):
-            chunk = keys[start : start + size]
-            batch = collate([self.val_set[k] for k in chunk])
-            yield chunk, {k: v.to(self.device) for k, v in batch.items()}
-
-    @torch.no_grad()
-    def _inpaint_fixed(self, batch: dict[str, Tensor], chunk: list[tuple[int, int]]) -> tuple[Tensor, Tensor]:
-        """G_ema on validation samples with latents and noise fixed by ``eval.seed`` and the keys."""
-        seed = self.config.eval.seed
-        z_dim = self.mat_config.z_dim
-        z = torch.stack(
-            [torch.randn(z_dim, generator=torch.Generator().manual_seed(derive_seed(seed, slot))) for _, slot in chunk]
-        ).to(self.device)
-        gen = torch.Generator(device=self.device)
-        gen.manual_seed(derive_seed(seed, -1, chunk[0][1]))
-        ws = self.G_ema.mapping(z, truncation_psi=1.0, truncation_cutoff=None, update_w_avg=False)
-        with self._autocast():
-            out, stage1 = self.G_ema.synthesis(
-                batch["img"], batch["mask"], ws, generator=gen, noise_mode="const", return_stage1=True
-            )
-        return out.float(), stage1.float()
 
     def evaluate_fid(self) -> float:
         """FID of G_ema on this rank's share of the fixed validation set (synced over ranks)."""
         assert self.fid is not None
-        keys = validation_keys(len(self.val_set), self.config.eval.num_images)[self.dist.rank :: self.dist.world]
-        add_real = self.fid.real_count == 0
-        for chunk, batch in self._val_batches(keys):
-            if add_real:
-                self.fid.add_real(batch["img"])
-            out, _ = self._inpaint_fixed(batch, chunk)
-            self.fid.add_fake(out)
-        return self.fid.compute()
+        return self.validation.fid(self.G_ema, self.fid, self.dist)
 
-    @torch.no_grad()
     def _write_images(self) -> None:
-        from torchvision.utils import make_grid
-
         count = min(self.config.log.image_count, max(1, self.config.eval.num_images))
-        keys = validation_keys(len(self.val_set), count)
-        rows = []
-        for chunk, batch in self._val_batches(keys):
-            out, stage1 = self._inpaint_fixed(batch, chunk)
-            masked = batch["img"] * batch["mask"]
-            rows.append(torch.stack([masked, batch["mask"].expand_as(masked) * 2 - 1, stage1, out], dim=1))
-        tiles = torch.cat(rows).flatten(0, 1).add(1).mul(0.5).clamp(0, 1).cpu()
-        grid = make_grid(tiles, nrow=4, padding=2)
+        grid = self.validation.image_grid(self.G_ema, count)
         if self._writer is not None:
             self._writer.add_image("images/input_mask_stage1_output", grid, self.cur_nimg)
         write_image_grid(self.files.image_grid(self.cur_nimg), grid)

@@ -1,7 +1,9 @@
-"""The networks a run starts from: the preset's model configuration (``model.overrides``) and ``--init`` weights."""
+"""The networks a run trains: the preset's model configuration (``model.overrides``), G, D and G_ema built from
+the run's seed, and ``--init`` weights."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 from pathlib import Path
@@ -11,7 +13,9 @@ import torch
 from torch import Tensor, nn
 
 from linop_core.errors import LinopError, ModelError
+from trainer.config import ModelConfig
 from trainer.run_files import STATE_FORMAT
+from trainer.step import derive_seed
 
 _log = logging.getLogger("trainer.networks")
 
@@ -32,6 +36,31 @@ def resolve_model_config(preset: str, overrides: dict[str, Any] | None) -> Any:
         return dataclasses.replace(base, **values)
     except (TypeError, ValueError) as exc:
         raise LinopError(f"model.overrides: {exc}") from None
+
+
+def run_model_config(model: ModelConfig, data_resolution: int) -> Any:
+    """The MatConfig a run trains (see :func:`resolve_model_config`), checked against ``data.resolution``."""
+    from linop_core.model.presets import PRESETS
+
+    if model.preset not in PRESETS:
+        raise LinopError(f"model.preset {model.preset!r} is not one of {', '.join(sorted(PRESETS))}")
+    mat_config = resolve_model_config(model.preset, model.overrides)
+    if data_resolution != mat_config.resolution:
+        raise LinopError(
+            f"data.resolution={data_resolution} but preset {model.preset} is built for {mat_config.resolution}; "
+            f"set data.resolution={mat_config.resolution}"
+        )
+    return mat_config
+
+
+def build_networks(mat_config: Any, seed: int, device: torch.device) -> tuple[nn.Module, nn.Module, nn.Module]:
+    """(G, D, G_ema) in training mode (G_ema frozen), the same on every process for one ``seed``."""
+    from linop_core.model.presets import build_discriminator, build_generator
+
+    G = build_generator(mat_config, seed=derive_seed(seed, 1)).to(device).train()
+    D = build_discriminator(mat_config, seed=derive_seed(seed, 2)).to(device).train()
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    return G, D, G_ema
 
 
 def _load_weights(module: nn.Module, weights: dict[str, Tensor], what: str, path: Path) -> None:
