@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, TextIO
@@ -41,6 +41,12 @@ def atomic_open_text(path: str | os.PathLike[str], *, newline: str | None = None
         yield text
         text.flush()
         text.detach()  # leave closing (and the fsync before it) to atomic_open
+
+
+def atomic_write_with(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> None:
+    """:func:`atomic_open` for writers that take a file object (``torch.save``, ``np.savez``, PIL's ``save``)."""
+    with atomic_open(path) as f:
+        write(f)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -13,7 +13,8 @@ from linop_core.model.checkpoint import load_checkpoint, load_generator, save_ch
 from linop_core.model.presets import build_generator
 from trainer import bundle
 from trainer.config import load_config, shipped_config_path
-from trainer.loop import resolve_model_config
+from trainer.metrics_log import read_metrics
+from trainer.networks import resolve_model_config
 
 
 def _run(tmp_path: Path) -> tuple[Path, Path]:
@@ -71,4 +72,4 @@ def test_damaged_metrics_line_is_named(tmp_path: Path) -> None:
     path = tmp_path / "metrics.jsonl"
     path.write_text('{"kind": "fid"}\nnot json\n{"kind": "fid"}\n', encoding="utf-8")
     with pytest.raises(LinopError, match=r"metrics.jsonl:2"):
-        bundle.read_metrics(path)
+        read_metrics(path)

@@ -15,7 +15,7 @@ from linop_core.engines import MatEngine
 from linop_core.model.checkpoint import load_checkpoint, load_generator
 from linop_core.model.presets import config_to_dict
 from trainer.config import load_config
-from trainer.loop import resolve_model_config
+from trainer.networks import resolve_model_config
 
 MAX_BYTES = 25 * 1024 * 1024
 TASKS = {"inpaint": "mammo-inpaint", "outpaint": "cxr-outpaint"}

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from linop_core.fileio import atomic_open, atomic_open_text, atomic_write_text
+from linop_core.fileio import atomic_open, atomic_open_text, atomic_write_text, atomic_write_with
 
 
 def test_a_failed_write_keeps_the_old_file_and_no_temp(tmp_path) -> None:
@@ -28,3 +28,18 @@ def test_text_writes_and_permissions_follow_the_umask(tmp_path) -> None:
     umask = os.umask(0o022)
     os.umask(umask)
     assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+
+
+def test_a_writer_callable_gets_the_file_and_its_failure_keeps_the_old_one(tmp_path) -> None:
+    target = tmp_path / "state.bin"
+    atomic_write_with(target, lambda f: f.write(b"new"))
+    assert target.read_bytes() == b"new"
+
+    def fail(f) -> None:
+        f.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        atomic_write_with(target, fail)
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["state.bin"]

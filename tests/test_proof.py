@@ -13,17 +13,11 @@ import pytest
 from linop_core.model.checkpoint import save_checkpoint
 from linop_core.model.presets import build_generator, get_config
 from linop_core.phantom.dicom_writer import vendor_windows
-from trainer import proof
-from trainer.proof import (
-    ProofSettings,
-    held_out_cxr,
-    held_out_pairs,
-    predict,
-    render_pair,
-    run_proof,
-    train_classifier,
-    writer_window,
-)
+from trainer.proof import cli as proof_cli
+from trainer.proof.instruments import predict, train_crop_classifier, two_sample_accuracy
+from trainer.proof.phantoms import held_out_cxr, held_out_pairs, render_pair, writer_window
+from trainer.proof.run import run_proof
+from trainer.proof.settings import ProofSettings
 
 TINY = ProofSettings(
     mammo_shape=(300, 240), cxr_shape=(256, 224), train_cases=3, test_cases=1, cxr_train_per_class=2,
@@ -46,8 +40,8 @@ def _blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def test_classifier_learns_and_is_deterministic() -> None:
     x, y = _blobs(64, 0)
     settings = dataclasses.replace(TINY, epochs=8)
-    model_a, report = train_classifier(x, y, 2, settings, seed=3, name="t")
-    model_b, _ = train_classifier(x, y, 2, settings, seed=3, name="t")
+    model_a, report = train_crop_classifier(x, y, 2, settings, seed=3, name="t")
+    model_b, _ = train_crop_classifier(x, y, 2, settings, seed=3, name="t")
     test_x, test_y = _blobs(64, 1)
     assert (predict(model_a, test_x) == test_y).mean() >= 0.9
     assert report.train_images == 64 and report.train_accuracy >= 0.9
@@ -58,9 +52,9 @@ def test_classifier_learns_and_is_deterministic() -> None:
 def test_two_sample_accuracy_separates_different_sets_and_not_equal_ones() -> None:
     x, y = _blobs(64, 2)
     settings = dataclasses.replace(TINY, epochs=8)
-    different = proof.two_sample_accuracy(x[y == 1], x[y == 0], settings, seed=0, folds=2)
+    different = two_sample_accuracy(x[y == 1], x[y == 0], settings, seed=0, folds=2)
     assert different >= 0.9
-    same = proof.two_sample_accuracy(x[y == 0][:16], x[y == 0][16:], settings, seed=0, folds=2)
+    same = two_sample_accuracy(x[y == 0][:16], x[y == 0][16:], settings, seed=0, folds=2)
     assert same <= 0.8
 
 
@@ -131,5 +125,5 @@ def test_main_without_bundled_models_says_what_to_pass(monkeypatch: pytest.Monke
     import linop_core.demo_models as demo_models
 
     monkeypatch.setattr(demo_models, "demo_model_dirs", lambda: [tmp_path])
-    assert proof.main(["--out", str(tmp_path / "o"), "--skip", "outpaint"]) == 1
+    assert proof_cli.main(["--out", str(tmp_path / "o"), "--skip", "outpaint"]) == 1
     assert "--inpaint-model" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from linop_core.errors import DataError, ModelError
-from trainer.config import SHIPPED_CONFIGS, ConfigError, load_config
+from trainer.config import SHIPPED_CONFIGS, ConfigError, config_to_dict, load_config
 from trainer.data import (
     InpaintingSamples,
     SlotSampler,
@@ -20,7 +20,8 @@ from trainer.data import (
     validation_keys,
 )
 from trainer.fid import INCEPTION_FILENAME, FidEvaluator, RandomConvFeatures
-from trainer.loop import CheckpointWriteError, atomic_torch_save, crossed, load_training_state
+from trainer.loop import crossed
+from trainer.run_files import CheckpointWriteError, load_training_state, save_run_file
 from trainer.train import main
 
 
@@ -62,6 +63,23 @@ def test_overrides_are_type_checked_and_unknown_keys_named() -> None:
         load_config("smoke", ["data.task=segmentation"])
     with pytest.raises(ConfigError, match="keep_box_range"):
         load_config("smoke", ["data.keep_box_range=[0.5, 0.2]"])
+
+
+def test_the_loss_section_is_the_loss_config_and_r1_follows_the_d_reg_interval() -> None:
+    from linop_core.losses import MatLossConfig
+
+    config = load_config("smoke", ["optim.d_reg_interval=4", "loss.hole_l1=2.0"])
+    assert isinstance(config.loss, MatLossConfig)
+    assert config.loss.r1_interval == 4 and config.loss.hole_l1 == 2.0
+    assert load_config("smoke", ["optim.d_reg_interval=0"]).loss.r1_interval == 1
+    assert "r1_interval" not in config_to_dict(config)["loss"]
+    with pytest.raises(ConfigError, match=r"loss\.r1_interval: follows optim\.d_reg_interval"):
+        load_config("smoke", ["loss.r1_interval=4"])
+    repo = Path(__file__).resolve().parents[1]
+    shipped = [*(repo / "trainer" / "configs").glob("*.yaml"), *(repo / "resources" / "models").glob("*.yaml")]
+    assert len(shipped) >= 7
+    for path in shipped:
+        load_config(path)  # every shipped file's loss keys are still valid
 
 
 def test_unknown_key_in_a_file_is_named(tmp_path: Path) -> None:
@@ -201,19 +219,33 @@ def test_randconv_fid_is_named_deterministic_and_sensitive() -> None:
 
 def test_disk_full_leaves_the_previous_checkpoint_intact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "last.pt"
-    atomic_torch_save({"format": "x", "value": 1}, path)
+    save_run_file({"format": "x", "value": 1}, path)
 
     def full_disk(obj: object, f: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", full_disk)
     with pytest.raises(CheckpointWriteError, match=r"No space left on device.*--resume"):
-        atomic_torch_save({"format": "x", "value": 2}, path)
+        save_run_file({"format": "x", "value": 2}, path)
     monkeypatch.undo()
     assert torch.load(path, weights_only=True)["value"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
     with pytest.raises(ModelError, match="not a linop-train training state"):
         load_training_state(path)
+
+
+def test_torch_reporting_a_full_disk_as_runtime_error_names_the_file(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "snapshots" / "snapshot-000000.004kimg.pt"
+
+    def full_disk(obj: object, f: object) -> None:  # what torch's zip writer raises when a write fails
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(CheckpointWriteError, match=rf"snapshot-000000\.004kimg\.pt: cannot write .*unexpected pos.*"
+                                                   rf"--resume {tmp_path}`"):
+        save_run_file({"value": 1}, path)
+    assert list(path.parent.iterdir()) == []
 
 
 def test_crossed_periods() -> None:

@@ -20,7 +20,8 @@ from linop_core.model.checkpoint import load_generator
 from trainer.config import Config, load_config
 from trainer.data import ensure_root
 from trainer.distributed import DistInfo
-from trainer.loop import Trainer, load_training_state
+from trainer.loop import Trainer
+from trainer.run_files import load_training_state
 
 CPU = DistInfo(rank=0, world=1, local_rank=0, device=torch.device("cpu"))
 

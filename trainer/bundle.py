@@ -24,25 +24,13 @@ from linop_core.hashing import sha256_file
 from linop_core.model.checkpoint import load_checkpoint, save_checkpoint
 from linop_core.model.presets import config_to_dict
 from trainer.config import load_config
-from trainer.loop import resolve_model_config
+from trainer.metrics_log import read_metrics
+from trainer.networks import resolve_model_config
 
 
 def run_dir_of(checkpoint: Path) -> Path:
     """The run folder of ``best.pt``/``last.pt`` (its folder) or of a snapshot (the folder above)."""
     return checkpoint.parent.parent if checkpoint.parent.name == "snapshots" else checkpoint.parent
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The records of a run's ``metrics.jsonl``; a torn last line (a killed run) is skipped."""
-    records = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for number, line in enumerate(lines, 1):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if number != len(lines):
-                raise LinopError(f"{path}:{number}: not a JSON line; the metrics file is damaged") from None
-    return records
 
 
 def training_metrics(records: list[dict[str, Any]], nimg: int) -> dict[str, Any]:

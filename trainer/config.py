@@ -6,13 +6,15 @@ recipe). An unknown key, in the file or in an override, is an error that names t
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from trainer.configfile import ConfigError, build, dump_yaml, read_yaml, set_overrides, to_plain
+from linop_core.losses import MatLossConfig
+from trainer.configfile import ConfigError, build, derived_from, dump_yaml, read_yaml, set_overrides, to_plain
 
 TaskKind = Literal["mammo-inpaint", "cxr-outpaint"]
 SHIPPED_CONFIGS = ("mammo-inpaint", "cxr-outpaint", "smoke")
@@ -65,16 +67,18 @@ class ModelConfig:
     init: str | None = None
 
 
-@dataclass
-class LossConfig:
-    pcp_ratio: float = 0.1
-    perceptual: bool = True
-    vgg_weights: str | None = None
-    r1_gamma: float = 10.0
+@dataclass(frozen=True)
+class LossConfig(MatLossConfig):
+    """The ``loss`` section: :class:`~linop_core.losses.MatLossConfig` itself (a new loss setting is added there
+    only), plus how the loop draws the generator's latents for the G loss.
+
+    ``r1_interval`` is not a key here: lazy R1 runs every ``optim.d_reg_interval`` D steps, the interval that
+    also corrects D's Adam settings (0 there: R1 on every step, no correction).
+    """
+
+    r1_interval: int = field(default=16, metadata=derived_from("optim.d_reg_interval"))
     truncation_psi: float = 0.5
     style_mixing_prob: float = 0.5
-    # Not in MAT's recipe: L1 over the hole (see linop_core.losses); for runs without the perceptual loss.
-    hole_l1: float = 0.0
 
 
 @dataclass
@@ -137,6 +141,9 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     log: LogConfig = field(default_factory=LogConfig)
+
+    def __post_init__(self) -> None:
+        self.loss = dataclasses.replace(self.loss, r1_interval=max(1, self.optim.d_reg_interval))
 
     def validate(self) -> None:
         """Cross-field checks that a type check cannot make."""

@@ -5,6 +5,9 @@ Plain data read from YAML is checked against the dataclasses' type hints (``bool
 or a value of the wrong type is a :class:`ConfigError` naming the key path. ``--set a.b=c`` overrides are
 parsed as YAML values and written into the plain data before the dataclasses are rebuilt, so they get the
 same checks.
+
+A field whose metadata is :func:`derived_from` another key is neither read from YAML nor written back: the
+config's ``__post_init__`` sets it from that key, so one setting cannot be given two different values.
 """
 
 from __future__ import annotations
@@ -20,6 +23,18 @@ from typing import Any, Literal
 import yaml
 
 from linop_core.errors import LinopError
+
+DERIVED_FROM = "linop.derived_from"  # dataclass field metadata key
+
+
+def derived_from(key: str) -> dict[str, str]:
+    """Field metadata: the field is set from ``key`` (a dotted config key) instead of being a key of its own."""
+    return {DERIVED_FROM: key}
+
+
+def _own_fields(cls: Any) -> list[dataclasses.Field[Any]]:
+    """The fields of dataclass ``cls`` that are config keys (all but the derived ones)."""
+    return [f for f in dataclasses.fields(cls) if DERIVED_FROM not in f.metadata]
 
 
 class ConfigError(LinopError):
@@ -90,10 +105,13 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
 def build(cls: type, values: Mapping[str, Any], where: str) -> Any:
     """An instance of dataclass ``cls`` from plain ``values``; unknown keys are errors listing the known ones."""
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = {f.name for f in _own_fields(cls)}
+    derived = {f.name: f.metadata[DERIVED_FROM] for f in dataclasses.fields(cls) if DERIVED_FROM in f.metadata}
     kwargs = {}
     for key, value in values.items():
         path = f"{where}.{key}" if where else str(key)
+        if key in derived:
+            raise ConfigError(path, f"follows {derived[key]}; set that key instead")
         if key not in names:
             raise ConfigError(path, f"unknown key; known keys here: {', '.join(sorted(names))}")
         kwargs[key] = coerce(value, hints[key], path)
@@ -103,7 +121,7 @@ def build(cls: type, values: Mapping[str, Any], where: str) -> Any:
 def to_plain(config: Any) -> Any:
     """Nested plain data (lists for tuples) that YAML and ``torch.load(weights_only=True)`` both accept."""
     if dataclasses.is_dataclass(config):
-        return {f.name: to_plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
+        return {f.name: to_plain(getattr(config, f.name)) for f in _own_fields(config)}
     if isinstance(config, list | tuple):
         return [to_plain(v) for v in config]
     return config

@@ -28,10 +28,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from linop_core.errors import DataError, LinopError
 from trainer.config import DataConfig
+from trainer.distributed import DistInfo
 
 Box = tuple[float, float, float, float]
 TRAIN_STREAM = 0
@@ -382,3 +383,25 @@ def validation_keys(num_images: int, count: int) -> list[tuple[int, int]]:
 
 def collate(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return {key: torch.stack([item[key] for item in batch]) for key in batch[0]}
+
+
+def training_batches(
+    samples: InpaintingSamples, *, seed: int, batch: int, batch_gpu: int, workers: int, dist: DistInfo,
+    start_nimg: int,
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Endless rounds of ``batch_gpu`` samples on ``dist.device``: this rank's share of every global batch of
+    ``batch`` images from ``start_nimg`` on (see :class:`SlotSampler`)."""
+    sampler = SlotSampler(len(samples), seed=seed, batch=batch, rank=dist.rank, world=dist.world,
+                          start_nimg=start_nimg)
+    loader = DataLoader(
+        samples,
+        batch_size=batch_gpu,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=dist.device.type == "cuda",
+        persistent_workers=workers > 0,
+        prefetch_factor=2 if workers > 0 else None,
+    )
+    for round_ in loader:
+        yield {k: v.to(dist.device, non_blocking=True) for k, v in round_.items()}

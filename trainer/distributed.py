@@ -144,21 +144,23 @@ def any_rank(flag: bool, info: DistInfo) -> bool:
     return bool(tensor.item() > 0)
 
 
-def torchrun_command(nproc: int, train_args: Sequence[str], *, standalone: bool = True) -> list[str]:
-    """The command that runs ``linop-train train_args`` with ``nproc`` processes on this machine."""
+def torchrun_command(nproc: int, module: str, args: Sequence[str], *, standalone: bool = True) -> list[str]:
+    """The command that runs ``python -m module args`` in ``nproc`` processes on this machine."""
     command = [sys.executable, "-m", "torch.distributed.run"]
     if standalone:
         command.append("--standalone")
-    command += [f"--nproc_per_node={nproc}", "-m", "trainer.train", *train_args]
+    command += [f"--nproc_per_node={nproc}", "-m", module, *args]
     return command
 
 
-def launch(nproc: int, train_args: Sequence[str]) -> int:
-    """Run ``torchrun --standalone --nproc_per_node=nproc`` on ``train_args``; return its exit status.
+def launch(nproc: int, module: str, args: Sequence[str]) -> int:
+    """Run ``torchrun --standalone --nproc_per_node=nproc -m module args``; return its exit status (130: Ctrl-C).
 
-    torchrun stops the other processes when one dies; the message then tells the user how to resume.
+    Used by ``linop-train --gpus`` (module ``trainer.train``) and ``linop-bench --nproc`` (``trainer.bench.cli``).
+    torchrun stops the other processes when one dies; the callers' messages then tell the user how to resume.
+    Each process gets an equal share of the CPU threads unless ``OMP_NUM_THREADS`` is set.
     """
-    command = torchrun_command(nproc, train_args)
+    command = torchrun_command(nproc, module, args)
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     try:

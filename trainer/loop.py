@@ -3,191 +3,61 @@
 One :class:`Trainer` runs in every process. Per step, the global batch ``train.batch`` is split over the
 processes and, inside each, into rounds of ``train.batch_gpu`` (gradient accumulation); the discriminator's
 minibatch-stddev therefore sees ``batch_gpu`` images, as in the recipe. Phases per step, each with its own
-optimizer step: G main, D main, and every ``optim.d_reg_interval`` steps D R1 (lazy regularisation, with
-StyleGAN2's Adam learning-rate and beta correction for both networks).
+optimizer step (:mod:`trainer.step`): G main, D main, and every ``optim.d_reg_interval`` steps D R1 (lazy
+regularisation, with StyleGAN2's Adam learning-rate and beta correction for both networks).
 
 Randomness is a pure function of ``(train.seed, rank, step)`` for latents, style mixing and the
 generator's noise and dropout, and of ``(train.seed, slot)`` for the data (see :mod:`trainer.data`). So a
 checkpoint needs only the weights, optimizer states, counters and the global RNG state to resume exactly:
 on CPU an interrupted and resumed run ends with the same weights as an uninterrupted one.
 
-Files in the run folder: ``config.yaml``, ``last.pt`` (full training state, ``torch.load(weights_only=True)``),
-``best.pt`` (lowest FID) and ``snapshots/snapshot-<kimg>kimg.pt`` (generator checkpoints in the project's
-format, loadable by the synthesis engine), ``metrics.jsonl``, ``tensorboard/`` (steps counted in images seen)
-and ``images/``. Every file is written to a temporary name in the same folder and renamed into place.
+What the run folder holds, and how it is written, is :mod:`trainer.run_files`.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import hashlib
-import json
 import logging
 import math
 import os
 import resource
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from torch import Tensor, nn
-from torch.utils.data import DataLoader
+from torch import Tensor
 
 from linop_core.errors import LinopError, ModelError
 from trainer import distributed as ddp
 from trainer.config import Config, config_to_dict, dump_config
-from trainer.data import (
-    TRAIN_STREAM,
-    VALIDATION_STREAM,
-    InpaintingSamples,
-    SlotSampler,
-    SourceImage,
-    collate,
-    ensure_root,
-    select_images,
-    validation_keys,
-)
+from trainer.data import TRAIN_STREAM, InpaintingSamples, ensure_root, select_images, training_batches
 from trainer.distributed import DistInfo
 from trainer.fid import FidEvaluator
-
-STATE_FORMAT = "linop-train-state"
-STATE_VERSION = 1
+from trainer.metrics_log import append_metrics, truncate_metrics
+from trainer.networks import build_networks, load_initial_weights, run_model_config
+from trainer.run_files import (
+    STATE_FORMAT,
+    STATE_VERSION,
+    RunFiles,
+    load_training_state,
+    open_tensorboard,
+    save_generator_checkpoint,
+    save_run_file,
+    write_image_grid,
+    write_run_text,
+)
+from trainer.step import GanStep, adam_for, derive_seed, ema_beta, update_ema
+from trainer.validation import FixedValidation, validation_samples
 
 _log = logging.getLogger("trainer.loop")
 
 Progress = Callable[[int, int], None]
 
 
-class CheckpointWriteError(LinopError):
-    """A run file could not be written (disk full, permissions); the previous version is left intact."""
-
-
-def kimg_label(nimg: int) -> str:
-    """``000840.000`` for 840 kimg: sortable, and unique for runs measured in fractions of a kimg."""
-    return f"{nimg / 1000:010.3f}"
-
-
-@dataclass(frozen=True)
-class RunFiles:
-    root: Path
-
-    @property
-    def last(self) -> Path:
-        return self.root / "last.pt"
-
-    @property
-    def best(self) -> Path:
-        return self.root / "best.pt"
-
-    @property
-    def snapshots(self) -> Path:
-        return self.root / "snapshots"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.jsonl"
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.yaml"
-
-    @property
-    def tensorboard(self) -> Path:
-        return self.root / "tensorboard"
-
-    @property
-    def images(self) -> Path:
-        return self.root / "images"
-
-    def snapshot(self, nimg: int) -> Path:
-        return self.snapshots / f"snapshot-{kimg_label(nimg)}kimg.pt"
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Atomic writes
-
-
-def _disk_message(path: Path, exc: OSError) -> str:
-    reason = exc.strerror or str(exc)
-    return (
-        f"cannot write ({reason}); the previous file, if any, is intact: free space or fix permissions, "
-        f"then continue with `linop-train --resume {path.parent}`"
-    )
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, fsync it, then rename it over ``path``.
-
-    Raises:
-        CheckpointWriteError: the write failed (e.g. disk full); the temporary file is removed.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; run files follow the user's umask
-        write(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise CheckpointWriteError(f"{path}: {_disk_message(path, exc)}") from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
-
-
-def atomic_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    """Append one JSON line; the file is rewritten atomically so a crash never leaves half a line."""
-    old = path.read_text(encoding="utf-8") if path.is_file() else ""
-    atomic_text(path, old + json.dumps(record, sort_keys=True) + "\n")
-
-
-def truncate_metrics(path: Path, nimg: int) -> None:
-    """Drop records written after ``nimg`` images (a resumed run repeats that stretch)."""
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if int(record.get("nimg", 0)) <= nimg:
-            kept.append(line)
-    atomic_text(path, "".join(f"{line}\n" for line in kept))
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Helpers
-
-
-def derive_seed(*parts: int) -> int:
-    """A 63-bit seed from integers (stable across processes and runs)."""
-    digest = hashlib.blake2b(np.asarray(parts, dtype=np.int64).tobytes(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
 def crossed(before: int, after: int, period_kimg: float) -> bool:
@@ -204,19 +74,6 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def _requires_grad(module: nn.Module, flag: bool) -> None:
-    for p in module.parameters():
-        p.requires_grad_(flag)
-
-
-def adam_for(params: Any, lr: float, betas: tuple[float, float], eps: float, reg_interval: int) -> torch.optim.Adam:
-    """Adam with StyleGAN2's lazy-regularisation correction (ratio = interval / (interval + 1))."""
-    ratio = reg_interval / (reg_interval + 1) if reg_interval > 0 else 1.0
-    return torch.optim.Adam(
-        params, lr=lr * ratio, betas=(betas[0] ** ratio, betas[1] ** ratio), eps=eps
-    )
-
-
 def _rng_state(device: torch.device) -> dict[str, Tensor]:
     state = {"torch_cpu": torch.get_rng_state()}
     if device.type == "cuda":
@@ -228,19 +85,6 @@ def _set_rng_state(state: dict[str, Tensor], device: torch.device) -> None:
     torch.set_rng_state(state["torch_cpu"])
     if device.type == "cuda" and "torch_cuda" in state:
         torch.cuda.set_rng_state(state["torch_cuda"], device)
-
-
-def load_training_state(path: Path) -> dict[str, Any]:
-    """Read a ``last.pt`` training state (weights-only unpickling)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ModelError(path, "no training state here; was the run started with this --out folder?") from None
-    except Exception as exc:
-        raise ModelError(path, f"unreadable training state ({exc}); resume from a snapshot with --init") from exc
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise ModelError(path, "not a linop-train training state (last.pt); use --init for model checkpoints")
-    return state
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -298,7 +142,7 @@ class Trainer:
         self._stats: dict[str, list[Tensor]] = {}
         self._writer: Any = None
         self._tick_start = (time.time(), 0)
-        self.autocast = self._autocast_dtype()
+        self.precision = self._autocast_dtype()
         self._setup()
 
     # -- setup ----------------------------------------------------------------------------------------------
@@ -313,18 +157,8 @@ class Trainer:
 
     def _setup(self) -> None:
         cfg = self.config
-        from linop_core.model.presets import PRESETS, build_discriminator, build_generator
-
-        if cfg.model.preset not in PRESETS:
-            raise LinopError(f"model.preset {cfg.model.preset!r} is not one of {', '.join(sorted(PRESETS))}")
-        self.mat_config = resolve_model_config(cfg.model.preset, cfg.model.overrides)
-        resolution, channels = self.mat_config.resolution, self.mat_config.img_channels
-        if cfg.data.resolution != resolution:
-            raise LinopError(
-                f"data.resolution={cfg.data.resolution} but preset {cfg.model.preset} is built for {resolution}; "
-                f"set data.resolution={resolution}"
-            )
-        self.channels = channels
+        self.mat_config = run_model_config(cfg.model, cfg.data.resolution)
+        self.channels = channels = self.mat_config.img_channels
 
         # Data: rank 0 makes a phantom root if asked; the others wait for it.
         if self.dist.is_main:
@@ -337,7 +171,10 @@ class Trainer:
         self.train_set = InpaintingSamples(
             train_images, cfg.data, channels=channels, seed=cfg.train.seed, stream=TRAIN_STREAM
         )
-        self.val_set = self._validation_set(root, train_images)
+        self.validation = FixedValidation(
+            validation_samples(root, cfg.data, cfg.eval, channels=channels, train_images=train_images),
+            cfg.eval, z_dim=self.mat_config.z_dim, device=self.device, precision=self.precision,
+        )
 
         # A resumed run must be the same model: check before building (and allocating) anything big.
         state = load_training_state(self.files.last) if self.resume else None
@@ -345,27 +182,16 @@ class Trainer:
             self._check_state_model(state)
 
         # Networks: the same seeds everywhere, then rank 0's weights broadcast for certainty.
-        seed = cfg.train.seed
-        self.G = build_generator(self.mat_config, seed=derive_seed(seed, 1)).to(self.device).train()
-        self.D = build_discriminator(self.mat_config, seed=derive_seed(seed, 2)).to(self.device).train()
-        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.G, self.D, self.G_ema = build_networks(self.mat_config, cfg.train.seed, self.device)
         o = cfg.optim
         self.opt_G = adam_for(self.G.parameters(), o.g_lr, o.betas, o.eps, o.g_reg_interval)
         self.opt_D = adam_for(self.D.parameters(), o.d_lr, o.betas, o.eps, o.d_reg_interval)
 
-        from linop_core.losses import MatLoss, MatLossConfig
+        from linop_core.losses import MatLoss
 
-        lc = cfg.loss
-        self.loss = MatLoss(
-            MatLossConfig(
-                pcp_ratio=lc.pcp_ratio,
-                perceptual=lc.perceptual,
-                vgg_weights=lc.vgg_weights,
-                r1_gamma=lc.r1_gamma,
-                r1_interval=max(1, o.d_reg_interval),
-                hole_l1=lc.hole_l1,
-            )
-        ).to(self.device)
+        self.loss = MatLoss(cfg.loss).to(self.device)
+        self.gan_step = GanStep(self.G, self.D, self.opt_G, self.opt_D, self.loss, cfg.loss,
+                                z_dim=self.mat_config.z_dim, dist=self.dist, precision=self.precision)
 
         self.fid = (
             FidEvaluator(cfg.eval.feature, cfg.eval.inception_weights, self.device) if cfg.eval.every_kimg > 0 else None
@@ -382,23 +208,11 @@ class Trainer:
 
         if self.dist.is_main:
             self.files.root.mkdir(parents=True, exist_ok=True)
-            atomic_text(self.files.config, dump_config(cfg))
+            write_run_text(self.files.config, dump_config(cfg))
             if self.resume:
                 truncate_metrics(self.files.metrics, self.cur_nimg)
             if cfg.log.tensorboard:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self._writer = SummaryWriter(str(self.files.tensorboard), purge_step=self.cur_nimg or None)
-
-    def _validation_set(self, root: Path, train_images: list[SourceImage]) -> InpaintingSamples:
-        cfg = self.config
-        try:
-            images = select_images(root, cfg.data, cfg.eval.split)
-        except LinopError:
-            if cfg.eval.every_kimg > 0:
-                raise
-            images = train_images  # image grids only: any fixed images will do
-        return InpaintingSamples(images, cfg.data, channels=self.channels, seed=cfg.eval.seed, stream=VALIDATION_STREAM)
+                self._writer = open_tensorboard(self.files, purge_step=self.cur_nimg or None)
 
     # -- state ----------------------------------------------------------------------------------------------
 
@@ -467,67 +281,22 @@ class Trainer:
     def save_last(self) -> None:
         state = self.state_dict()
         if self.dist.is_main:
-            atomic_torch_save(state, self.files.last)
+            save_run_file(state, self.files.last)
         ddp.barrier(self.dist)
 
     def _save_generator(self, path: Path, *, with_training_nets: bool, extra: dict[str, Any]) -> None:
-        from linop_core.model.checkpoint import save_checkpoint
-
-        kwargs: dict[str, Any] = {"config": self.mat_config, "preset": self.config.model.preset, "G_ema": self.G_ema}
-        if with_training_nets:
-            kwargs.update(G=self.G, D=self.D)
-        extra = {**extra, "train_config": config_to_dict(self.config), "source": "linop-train"}
-        try:
-            save_checkpoint(path, extra=extra, **kwargs)  # atomic itself
-        except OSError as exc:
-            raise CheckpointWriteError(f"{path}: {_disk_message(path, exc)}") from exc
+        save_generator_checkpoint(
+            path, config=self.mat_config, preset=self.config.model.preset, G_ema=self.G_ema,
+            G=self.G if with_training_nets else None, D=self.D if with_training_nets else None,
+            extra={**extra, "train_config": config_to_dict(self.config), "source": "linop-train"},
+        )
 
     # -- one step -------------------------------------------------------------------------------------------
 
     def _batches(self) -> Iterator[dict[str, Tensor]]:
-        sampler = SlotSampler(
-            len(self.train_set),
-            seed=self.config.train.seed,
-            batch=self.config.train.batch,
-            rank=self.dist.rank,
-            world=self.dist.world,
-            start_nimg=self.cur_nimg,
-        )
-        workers = self.config.data.workers
-        loader = DataLoader(
-            self.train_set,
-            batch_size=self.batch_gpu,
-            sampler=sampler,
-            num_workers=workers,
-            collate_fn=collate,
-            pin_memory=self.device.type == "cuda",
-            persistent_workers=workers > 0,
-            prefetch_factor=2 if workers > 0 else None,
-        )
-        for batch in loader:
-            yield {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-
-    def _autocast(self) -> Any:
-        if self.autocast is None:
-            return torch.autocast(device_type=self.device.type, enabled=False)
-        return torch.autocast(device_type=self.device.type, dtype=self.autocast)
-
-    def _run_generator(self, img: Tensor, mask: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-        """Training-time G: truncation, style mixing, random noise; returns (output, stage-1 output)."""
-        lc = self.config.loss
-        z_dim = self.mat_config.z_dim
-        z = torch.randn((img.shape[0], z_dim), generator=gen, device=self.device)
-        ws = self.G.mapping(z, truncation_psi=lc.truncation_psi, truncation_cutoff=None, update_w_avg=True)
-        if lc.style_mixing_prob > 0:
-            num_ws = ws.shape[1]
-            mix = torch.rand((), generator=gen, device=self.device).item() < lc.style_mixing_prob
-            cutoff = int(torch.randint(1, num_ws, (), generator=gen, device=self.device).item()) if num_ws > 1 else 1
-            if mix and cutoff < num_ws:
-                z2 = torch.randn((img.shape[0], z_dim), generator=gen, device=self.device)
-                ws2 = self.G.mapping(z2, truncation_psi=lc.truncation_psi, truncation_cutoff=None, update_w_avg=False)
-                ws = torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
-        out, stage1 = self.G.synthesis(img, mask, ws, generator=gen, noise_mode="random", return_stage1=True)
-        return out, stage1
+        t = self.config.train
+        return training_batches(self.train_set, seed=t.seed, batch=t.batch, batch_gpu=self.batch_gpu,
+                                workers=self.config.data.workers, dist=self.dist, start_nimg=self.cur_nimg)
 
     def _record(self, parts: dict[str, Tensor]) -> None:
         # Kept as tensors: converting each to a float would synchronise the GPU every round.
@@ -538,114 +307,23 @@ class Trainer:
         """One optimizer step of every due phase on ``batches`` (this rank's rounds of the global batch)."""
         gen = torch.Generator(device=self.device)
         gen.manual_seed(derive_seed(self.config.train.seed, self.dist.rank, self.step))
-        scale = 1.0 / len(batches)
-
-        # G main.
-        _requires_grad(self.G, True)
-        _requires_grad(self.D, False)
-        self.opt_G.zero_grad(set_to_none=True)
-        for b in batches:
-            with self._autocast():
-                fake, fake1 = self._run_generator(b["img"], b["mask"], gen)
-                terms = self.loss.generator_loss(self.D, fake.float(), fake1.float(), b["img"], b["mask"])
-            (terms.total * scale).backward()
-            self._record(terms.parts)
-        ddp.reduce_gradients(self.G.parameters(), self.dist)
-        self.opt_G.step()
-
-        # D main, on fresh fakes.
-        _requires_grad(self.G, False)
-        _requires_grad(self.D, True)
-        self.opt_D.zero_grad(set_to_none=True)
-        for b in batches:
-            with torch.no_grad(), self._autocast():
-                fake, fake1 = self._run_generator(b["img"], b["mask"], gen)
-            with self._autocast():
-                terms = self.loss.discriminator_loss(self.D, fake.float(), fake1.float(), b["img"], b["mask"])
-            (terms.total * scale).backward()
-            self._record(terms.parts)
-        ddp.reduce_gradients(self.D.parameters(), self.dist)
-        self.opt_D.step()
-
-        # Lazy R1 (in fp32: double backward in bf16 is not worth the risk).
-        if self.config.loss.r1_gamma > 0 and self.loss.r1_due(self.step):
-            self.opt_D.zero_grad(set_to_none=True)
-            for b in batches:
-                terms = self.loss.r1_loss(self.D, b["img"], b["mask"])
-                (terms.total * scale).backward()
-                self._record(terms.parts)
-            ddp.reduce_gradients(self.D.parameters(), self.dist)
-            self.opt_D.step()
-        _requires_grad(self.G, True)
-        self._update_ema()
-
-    @torch.no_grad()
-    def _update_ema(self) -> None:
-        t = self.config.train
-        ema_nimg = t.ema_kimg * 1000
-        if t.ema_rampup is not None:
-            ema_nimg = min(ema_nimg, (self.cur_nimg + t.batch) * t.ema_rampup)
-        beta = 0.5 ** (t.batch / max(ema_nimg, 1e-8))
-        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
-            p_ema.copy_(p.detach().lerp(p_ema, beta))
-        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
-            b_ema.copy_(b)
+        for parts in self.gan_step(batches, gen, self.step):
+            self._record(parts)
+        update_ema(self.G_ema, self.G, ema_beta(self.config.train, self.cur_nimg))
 
     # -- evaluation ------------------------------------------------------------------------------------------
-
-    def _val_batches(self, keys: list[tuple[int, int]]) -> Iterator[tuple[list[tuple[int, int]], dict[str, Tensor]]]:
-        size = self.config.eval.batch
-        for start in range(0, len(keys), size):
-            chunk = keys[start : start + size]
-            batch = collate([self.val_set[k] for k in chunk])
-            yield chunk, {k: v.to(self.device) for k, v in batch.items()}
-
-    @torch.no_grad()
-    def _inpaint_fixed(self, batch: dict[str, Tensor], chunk: list[tuple[int, int]]) -> tuple[Tensor, Tensor]:
-        """G_ema on validation samples with latents and noise fixed by ``eval.seed`` and the keys."""
-        seed = self.config.eval.seed
-        z_dim = self.mat_config.z_dim
-        z = torch.stack(
-            [torch.randn(z_dim, generator=torch.Generator().manual_seed(derive_seed(seed, slot))) for _, slot in chunk]
-        ).to(self.device)
-        gen = torch.Generator(device=self.device)
-        gen.manual_seed(derive_seed(seed, -1, chunk[0][1]))
-        ws = self.G_ema.mapping(z, truncation_psi=1.0, truncation_cutoff=None, update_w_avg=False)
-        with self._autocast():
-            out, stage1 = self.G_ema.synthesis(
-                batch["img"], batch["mask"], ws, generator=gen, noise_mode="const", return_stage1=True
-            )
-        return out.float(), stage1.float()
 
     def evaluate_fid(self) -> float:
         """FID of G_ema on this rank's share of the fixed validation set (synced over ranks)."""
         assert self.fid is not None
-        keys = validation_keys(len(self.val_set), self.config.eval.num_images)[self.dist.rank :: self.dist.world]
-        add_real = self.fid.real_count == 0
-        for chunk, batch in self._val_batches(keys):
-            if add_real:
-                self.fid.add_real(batch["img"])
-            out, _ = self._inpaint_fixed(batch, chunk)
-            self.fid.add_fake(out)
-        return self.fid.compute()
+        return self.validation.fid(self.G_ema, self.fid, self.dist)
 
-    @torch.no_grad()
     def _write_images(self) -> None:
-        from torchvision.utils import make_grid, save_image
-
         count = min(self.config.log.image_count, max(1, self.config.eval.num_images))
-        keys = validation_keys(len(self.val_set), count)
-        rows = []
-        for chunk, batch in self._val_batches(keys):
-            out, stage1 = self._inpaint_fixed(batch, chunk)
-            masked = batch["img"] * batch["mask"]
-            rows.append(torch.stack([masked, batch["mask"].expand_as(masked) * 2 - 1, stage1, out], dim=1))
-        tiles = torch.cat(rows).flatten(0, 1).add(1).mul(0.5).clamp(0, 1).cpu()
-        grid = make_grid(tiles, nrow=4, padding=2)
+        grid = self.validation.image_grid(self.G_ema, count)
         if self._writer is not None:
             self._writer.add_image("images/input_mask_stage1_output", grid, self.cur_nimg)
-        path = self.files.images / f"kimg-{kimg_label(self.cur_nimg)}.png"
-        atomic_write(path, lambda tmp: save_image(grid, tmp, format="png"))
+        write_image_grid(self.files.image_grid(self.cur_nimg), grid)
 
     # -- logging ---------------------------------------------------------------------------------------------
 
@@ -669,7 +347,7 @@ class Trainer:
                 _log.warning("non-finite %s at %.1f kimg", key, self.cur_nimg / 1000)
         if self.dist.is_main:
             kimg = self.cur_nimg / 1000
-            append_jsonl(self.files.metrics, {"kind": "train", "nimg": self.cur_nimg, "kimg": kimg, **record})
+            append_metrics(self.files.metrics, {"kind": "train", "nimg": self.cur_nimg, "kimg": kimg, **record})
             if self._writer is not None:
                 for key, value in record.items():
                     self._writer.add_scalar(key, value, self.cur_nimg)
@@ -685,7 +363,7 @@ class Trainer:
             return
         record = {"kind": "fid", "nimg": self.cur_nimg, "kimg": kimg, "fid": value, "fid_feature": self.fid.name,
                   "num_images": self.config.eval.num_images, "best": improved}
-        append_jsonl(self.files.metrics, record)
+        append_metrics(self.files.metrics, record)
         if self._writer is not None:
             self._writer.add_scalar(f"fid/{self.fid.name}", value, self.cur_nimg)
         _log.info("FID[%s] %.3f at %.3f kimg%s", self.fid.name, value, kimg, " (best)" if improved else "")
@@ -762,110 +440,3 @@ class Trainer:
             "best_kimg": None if self.best_nimg is None else self.best_nimg / 1000,
             "fid_feature": self.fid.name if self.fid is not None else None,
         }
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Model configuration and initial weights
-
-
-def resolve_model_config(preset: str, overrides: dict[str, Any] | None) -> Any:
-    """The MatConfig of ``preset`` with ``model.overrides`` applied (lists become tuples)."""
-    from linop_core.model.presets import MatConfig, get_config
-
-    base = get_config(preset)
-    if not overrides:
-        return base
-    known = {f.name for f in dataclasses.fields(MatConfig)}
-    for key in overrides:
-        if key not in known:
-            raise LinopError(f"model.overrides.{key}: unknown MatConfig field; known: {', '.join(sorted(known))}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-    try:
-        return dataclasses.replace(base, **values)
-    except (TypeError, ValueError) as exc:
-        raise LinopError(f"model.overrides: {exc}") from None
-
-
-def _load_weights(module: nn.Module, weights: dict[str, Tensor], what: str, path: Path) -> None:
-    from linop_core.model.official import match_state_dict
-
-    matched = match_state_dict(module.state_dict(), weights, what, path)
-    module.load_state_dict(matched, strict=False)
-
-
-def load_initial_weights(path: Path, G: nn.Module, D: nn.Module, G_ema: nn.Module, mat_config: Any) -> str:
-    """Initialise the networks from ``path`` (``--init``) and return a one-line description.
-
-    Accepted: a linop-train ``last.pt``, a LINOP checkpoint (``best.pt``, a snapshot, ``linop-model import``
-    output) or an official MAT ``.pkl`` / converted ``.pth`` (read without running its code; 3-channel
-    weights are folded to 1 channel for gray presets). A file without D (or G) initialises only what it holds:
-    D then starts fresh and G starts from G_ema.
-
-    Raises:
-        ModelError: the file is missing, unreadable, or built for another model configuration.
-    """
-    import zipfile
-
-    from linop_core.model.presets import config_to_dict as model_config_to_dict
-
-    if not path.is_file():
-        raise ModelError(path, "--init checkpoint not found")
-    wanted = model_config_to_dict(mat_config)
-    networks: dict[str, dict[str, Tensor] | None]
-    payload = None
-    if zipfile.is_zipfile(path):
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:
-            payload = None
-    if isinstance(payload, dict) and payload.get("format") == STATE_FORMAT:
-        if payload.get("model_config") != wanted:
-            raise ModelError(
-                path, f"training state of preset {payload.get('preset')!r} does not match this run's model "
-                "(model.preset / model.overrides); use a matching preset"
-            )
-        networks = {"G": payload["G"], "G_ema": payload["G_ema"], "D": payload["D"]}
-        source = f"linop-train state at {payload.get('cur_nimg', 0) / 1000:.1f} kimg"
-    elif isinstance(payload, dict) and payload.get("format") == "linop-mat":
-        from linop_core.model.checkpoint import load_checkpoint
-
-        checkpoint = load_checkpoint(path)
-        if model_config_to_dict(checkpoint.config) != wanted:
-            raise ModelError(
-                path, f"checkpoint is for preset {checkpoint.preset!r}, a different model from this run's "
-                f"model.preset / model.overrides; set model.preset={checkpoint.preset}"
-            )
-        networks = {"G": checkpoint.G, "G_ema": checkpoint.G_ema, "D": checkpoint.D}
-        source = f"LINOP checkpoint (preset {checkpoint.preset})"
-    else:
-        from linop_core.model import official
-
-        weights = official.read_official(path)
-        converted: dict[str, dict[str, Tensor] | None] = {}
-        for name in ("G", "G_ema", "D"):
-            state = weights.networks.get(name)
-            if state is None:
-                converted[name] = None
-                continue
-            state = official.official_to_linop(state)
-            if name == "D":
-                channels = int(state["Dis.0.conv.weight"].shape[1]) - 1 if "Dis.0.conv.weight" in state else 0
-                if channels == 3 and mat_config.img_channels == 1:
-                    state = official.rgb_to_gray_discriminator(state, 3)
-            else:
-                layout = official.detect_generator_layout(state, path)
-                if layout.img_channels == 3 and mat_config.img_channels == 1:
-                    state = official.rgb_to_gray_generator(state, 3)
-            converted[name] = state
-        networks = converted
-        source = f"official MAT weights ({weights.layout})"
-    g_ema = networks.get("G_ema")
-    if g_ema is None:
-        raise ModelError(path, "no generator (G_ema) weights in this file")
-    _load_weights(G_ema, g_ema, "G_ema", path)
-    _load_weights(G, networks.get("G") or g_ema, "G", path)
-    if networks.get("D") is not None:
-        _load_weights(D, networks["D"], "D", path)  # type: ignore[arg-type]
-    else:
-        _log.warning("%s holds no discriminator: D starts from random weights", path)
-    return source

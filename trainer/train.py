@@ -186,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             resolve_config(args)  # fail here, once, rather than in every process
             from trainer.distributed import launch
 
-            status = launch(args.gpus, _strip_gpus(argv))
+            status = launch(args.gpus, "trainer.train", _strip_gpus(argv))
             if status != 0:
                 run_dir = args.resume or args.out
                 print(

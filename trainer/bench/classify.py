@@ -3,12 +3,12 @@
 torchvision's DenseNet121 with a 4-way classifier; gray images are replicated to three channels and
 normalised with the ImageNet mean and std (CheXNet's input convention). Recipe (``train:``): Adam, random
 horizontal flips, lr divided by 10 when the validation loss stops falling, the weights with the lowest
-validation loss are tested. Test softmax probabilities are kept in the cell result for the bootstrap.
+validation loss are tested (the loop is :func:`trainer.classifier.fit_classifier`). Test softmax
+probabilities are kept in the cell result for the bootstrap.
 """
 
 from __future__ import annotations
 
-import copy
 import re
 import time
 from collections.abc import Callable
@@ -26,6 +26,7 @@ from linop_core.vindr import FOUR_CLASSES
 from trainer.bench.config import ClassifyTrainSettings
 from trainer.bench.data import BenchData, cell_training_set
 from trainer.bench.metrics import accuracy, macro_auroc
+from trainer.classifier import ClassifierRecipe, LrSchedule, fit_classifier
 
 Progress = Callable[[int, int], None]
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -94,7 +95,7 @@ def auroc_or_nan(probs: torch.Tensor, labels: torch.Tensor) -> float:
     return macro_auroc(probs, labels)
 
 
-def train_classifier(
+def fit_cell_classifier(
     model: nn.Module,
     dataset: Dataset,
     val: Dataset,
@@ -104,9 +105,6 @@ def train_classifier(
     progress: Progress | None = None,
 ) -> list[dict[str, float]]:
     """Train in place for ``settings.epochs``; the weights with the lowest validation loss are loaded back."""
-    model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=settings.plateau_patience)
     loader = DataLoader(
         dataset,
         batch_size=settings.batch_size,
@@ -116,37 +114,15 @@ def train_classifier(
         drop_last=len(dataset) > settings.batch_size,  # BatchNorm needs more than one sample
         persistent_workers=settings.num_workers > 0,
     )
-    total = settings.epochs * len(loader)
-    history: list[dict[str, float]] = []
-    best: tuple[float, dict[str, torch.Tensor]] | None = None
-    step = 0
-    for epoch in range(settings.epochs):
-        model.train()
-        losses = []
-        for batch in loader:
-            images = batch["image"].to(device)
-            if settings.hflip:
-                flip = (torch.rand(len(images), generator=generator) < 0.5).to(device)
-                images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
-            loss = F.cross_entropy(model(images), batch["label"].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-            step += 1
-            if progress is not None:
-                progress(step, total)
-        record: dict[str, float] = {"epoch": epoch + 1, "loss": sum(losses) / max(len(losses), 1)}
-        if len(val):
-            _, _, _, val_loss = predict(model, val, device, settings.batch_size)
-            record["val_loss"] = val_loss
-            plateau.step(val_loss)
-            if best is None or val_loss < best[0]:
-                best = (val_loss, copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()}))
-        history.append(record)
-    if best is not None:
-        model.load_state_dict(best[1])
-    return history
+    recipe = ClassifierRecipe(epochs=settings.epochs, lr=settings.lr, schedule=LrSchedule.PLATEAU,
+                              weight_decay=settings.weight_decay, plateau_patience=settings.plateau_patience,
+                              hflip=settings.hflip)  # fmt: skip
+
+    def validation_loss(trained: nn.Module) -> float:
+        return predict(trained, val, device, settings.batch_size)[3]
+
+    return fit_classifier(model, loader, recipe, device=device, generator=generator,
+                          validation_loss=validation_loss if len(val) else None, progress=progress)  # fmt: skip
 
 
 def run_classify_cell(
@@ -166,7 +142,7 @@ def run_classify_cell(
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)  # weight init draws from torch's global generator
         model, weights = build_classifier(settings)
-        history = train_classifier(model, cell.dataset, data.val, settings, device, generator, progress)
+        history = fit_cell_classifier(model, cell.dataset, data.val, settings, device, generator, progress)
     train_seconds = time.monotonic() - started
     probs, labels, ids, _ = predict(model, data.test, device, settings.batch_size)
     acc = accuracy(probs, labels) if len(labels) else float("nan")

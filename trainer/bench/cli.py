@@ -16,7 +16,6 @@ import argparse
 import hashlib
 import os
 import platform
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -68,17 +67,6 @@ def prepare_phantom(config: Any, out: Path, progress: bool) -> dict[str, Any]:
 
 
 # -- running -----------------------------------------------------------------------------------------------------
-
-
-def _torchrun(nproc: int, argv: Sequence[str]) -> int:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "-m", "trainer.bench.cli", *argv]  # fmt: skip
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    try:
-        return subprocess.call(command, env=env)
-    except KeyboardInterrupt:
-        return 130
 
 
 def execute(config: Any, out: Path, *, progress: bool, extra_facts: dict[str, Any] | None = None,
@@ -185,7 +173,9 @@ def run_task(task: str, args: argparse.Namespace, out: Path, started: float) -> 
             argv.append("--no-progress")
         if args.preset:
             argv += ["--preset-name", args.preset]
-        code = _torchrun(args.nproc, argv)
+        from trainer.distributed import launch
+
+        code = launch(args.nproc, "trainer.bench.cli", argv)
         if code != 0:
             raise LinopError(f"torchrun exited with status {code}; run the same command again to resume")
         return None  # rank 0 has written (and announced) the report
