@@ -91,7 +91,7 @@ class Answer:
             "label": Truth(self.label).value,
             "confidence": int(self.confidence),
             "mark": None if self.mark is None else [float(v) for v in self.mark],
-            "seconds": round(float(self.seconds), 3),
+            "seconds": float(self.seconds),
             "answered_utc": self.answered_utc,
         }
 

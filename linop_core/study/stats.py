@@ -4,7 +4,9 @@
   class and the 1-5 confidence as the score.
 * 95 % interval: ``scipy.stats.bootstrap``, percentile method, resampling *cases* stratified by truth (the
   synthetic and the real cases are resampled separately, so every resample has both classes). A resampled
-  case brings all its readers' answers, so the pooled interval accounts for readers sharing cases.
+  case brings all its readers' answers, so the pooled interval accounts for readers sharing cases. Each
+  resample's AUC is ``scipy.stats.mannwhitneyu``'s U / (n1 n0), the same number as ``roc_auc_score`` (ties
+  count one half) but for a whole batch of resamples at once (2000 ``roc_auc_score`` calls take seconds).
 * The "3" threshold: a confidence of 3 or more is a "synthetic" call
   (:data:`~linop_core.study.answers.SYNTHETIC_AT`); accuracy, sensitivity (synthetic cases called
   synthetic) and specificity (real cases called real) are at that operating point (``sklearn.metrics``).
@@ -21,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import bootstrap
+from scipy.stats import bootstrap, mannwhitneyu
 from sklearn.metrics import accuracy_score, cohen_kappa_score, recall_score, roc_auc_score
 from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
 
@@ -29,6 +31,7 @@ from linop_core.study.answers import SYNTHETIC_AT
 
 DEFAULT_RESAMPLES = 2000
 CONFIDENCE_LEVEL = 0.95
+_BATCH = 250  # resamples computed at once: bounds memory to 250 x cases x readers scores
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,17 @@ def _auc(truth: np.ndarray, score: np.ndarray) -> float:
     return float(roc_auc_score(truth, score))
 
 
+def batch_auc(positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    """ROC AUC of each row: ``positives`` (B, n1) synthetic-case scores against ``negatives`` (B, n0) real-case
+    scores, NaN = no answer. Mann-Whitney U / (n1 n0): ``roc_auc_score``'s number (ties count one half)."""
+    has_nan = bool(np.isnan(positives).any() or np.isnan(negatives).any())
+    u = mannwhitneyu(
+        positives, negatives, axis=-1, method="asymptotic", nan_policy="omit" if has_nan else "propagate"
+    ).statistic
+    n1, n0 = (~np.isnan(positives)).sum(axis=-1), (~np.isnan(negatives)).sum(axis=-1)
+    return np.asarray(u, dtype=float) / (n1 * n0)
+
+
 def auc_with_ci(
     readings: Readings, *, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = CONFIDENCE_LEVEL
 ) -> AucResult:
@@ -79,16 +93,20 @@ def auc_with_ci(
     if synthetic.size < 2 or real.size < 2:
         return AucResult(point, None, int(synthetic.size), int(real.size))
 
-    def statistic(syn: np.ndarray, rea: np.ndarray) -> float:
-        return _auc(*readings.flat(np.concatenate([syn, rea]).astype(np.intp)))
+    def statistic(syn: np.ndarray, rea: np.ndarray, axis: int = -1) -> np.ndarray:
+        # (batch, n) resampled case indices -> (batch, n x readers) scores
+        positives = readings.scores[syn.astype(np.intp)].reshape(syn.shape[0], -1)
+        negatives = readings.scores[rea.astype(np.intp)].reshape(rea.shape[0], -1)
+        return batch_auc(positives, negatives)
 
     result = bootstrap(
         (synthetic, real),
         statistic,
         n_resamples=n_resamples,
+        batch=_BATCH,
         confidence_level=level,
         method="percentile",
-        vectorized=False,
+        vectorized=True,
         paired=False,
         rng=np.random.default_rng(seed),
     )
