@@ -191,8 +191,12 @@ def test_moved_inputs_are_named_with_the_fix(mammo: tuple[Path, Path], tmp_path:
     assert main(["check", str(study_path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "moved or missing" in err
-    args = ["relocate", str(study_path), "--root", str(tmp_path / "moved-root"), "--set", f"0={tmp_path / 'moved.h5'}"]
-    assert main(args) == 0
+    (tmp_path / "empty").mkdir()
+    assert main(["relocate", str(study_path), "--root", str(tmp_path / "empty")]) == 1
+    assert "lacks" in capsys.readouterr().err
+    assert main(["relocate", str(study_path), "--set", f"0={tmp_path / 'moved.h5'}"]) == 0
+    assert f"still missing: the VinDr root {work / 'root'}" in capsys.readouterr().err
+    assert main(["relocate", str(study_path), "--root", str(tmp_path / "moved-root")]) == 0
     assert main(["check", str(study_path)]) == 0
     with ReadingSession.open(study_path, "reader1") as session:
         assert session.current_case() is not None

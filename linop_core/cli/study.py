@@ -15,6 +15,7 @@ readers answer them in the GUI, one answers file per reader in ``STUDY.answers/`
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -75,9 +76,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
         study, answers, out, n_resamples=args.resamples, seed=args.seed, mark_tolerance=args.mark_tolerance
     )
     pooled = report["pooled"]
+    accuracy = "–" if pooled["accuracy"] is None else f"{pooled['accuracy']:.2f}"
     print(f"{report['verdict']}")
-    print(f"  {len(answers)} reader(s), {pooled['n_answers']} answer(s); pooled accuracy "
-          f"{pooled['accuracy']:.2f} at confidence >= 3")  # fmt: skip
+    print(f"  {len(answers)} reader(s), {pooled['n_answers']} answer(s); pooled accuracy {accuracy} at confidence >= 3")
     print(f"wrote {out / 'report.md'}, {out / 'report.json'}, {out / 'roc.png'}")
     return 0
 
@@ -103,15 +104,17 @@ def _set_override(text: str) -> tuple[int, str]:
 
 
 def _cmd_relocate(args: argparse.Namespace) -> int:
-    from linop_core.study import Study, check_inputs, relocate
+    from linop_core.study import Study, missing_inputs, relocate
 
     if args.root is None and not args.set:
         raise LinopError("relocate needs --root NEW_ROOT and/or --set INDEX=NEW.h5")
     study = Study.load(args.study)
-    moved = relocate(study, root=args.root, sets=dict(args.set))
-    check_inputs(moved, verify_hashes=False)  # the new sets were hashed by relocate
+    moved = relocate(study, root=args.root, sets=dict(args.set))  # checks what it changes
     moved.save(args.study)
     print(f"updated {args.study}: root {moved.root}; sets {', '.join(str(s.path) for s in moved.sets)}")
+    missing = missing_inputs(moved)
+    if missing:
+        print(f"{PROG}: note: still missing: {'; '.join(missing)}", file=sys.stderr)
     return 0
 
 

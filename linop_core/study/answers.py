@@ -76,11 +76,13 @@ class Answer:
     answered_utc: str  # ISO 8601, e.g. 2025-01-31T12:00:00Z
 
     def __post_init__(self) -> None:
-        implied = Confidence(self.confidence).implied_label()
-        if implied is not None and implied is not Truth(self.label):
+        # accept "real" / 4 from callers, store the enums (frozen: set through object.__setattr__)
+        object.__setattr__(self, "label", Truth(self.label))
+        object.__setattr__(self, "confidence", Confidence(self.confidence))
+        implied = self.confidence.implied_label()
+        if implied is not None and implied is not self.label:
             raise ValueError(
-                f"label {Truth(self.label).value!r} contradicts confidence {int(self.confidence)} "
-                f"({Confidence(self.confidence).text})"
+                f"label {self.label.value!r} contradicts confidence {int(self.confidence)} ({self.confidence.text})"
             )
         if not self.seconds >= 0:
             raise ValueError(f"seconds must be >= 0, got {self.seconds}")

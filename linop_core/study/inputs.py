@@ -25,10 +25,14 @@ def real_case_path(study: Study, relative: str) -> Path:
     return study.root / Path(relative)
 
 
+def _real_paths(study: Study) -> list[str]:
+    return sorted({c.source.path for c in study.cases if c.source.kind is SourceKind.ROOT and c.source.path})
+
+
 def missing_inputs(study: Study) -> list[str]:
     """One description per missing input: each set, the root, or each real case's DICOM under the root."""
     missing = [f"set {i} {ref.path}" for i, ref in enumerate(study.sets) if not ref.path.is_file()]
-    real_paths = sorted({c.source.path for c in study.cases if c.source.kind is SourceKind.ROOT and c.source.path})
+    real_paths = _real_paths(study)
     if real_paths and not study.root.is_dir():
         missing.append(f"the VinDr root {study.root} (all {len(real_paths)} real case DICOM file(s))")
     else:
@@ -93,7 +97,13 @@ def relocate(
             raise DataError(ref.path, f"set {index}: no such file")
         _check_set(where, index, ref, verify_hashes=True)
         new_sets[index] = ref
-    new_root = study.root if root is None else Path(root).resolve()
-    if root is not None and not new_root.is_dir():
-        raise DataError(new_root, "--root: not a folder")
-    return replace(study, root=new_root, sets=tuple(new_sets))
+    moved = replace(study, sets=tuple(new_sets))
+    if root is not None:
+        moved = replace(moved, root=Path(root).resolve())
+        if not moved.root.is_dir():
+            raise DataError(moved.root, "--root: not a folder")
+        absent = [str(real_case_path(moved, p)) for p in _real_paths(moved) if not real_case_path(moved, p).is_file()]
+        if absent:
+            listed = "; ".join(absent)
+            raise DataError(moved.root, f"--root lacks {len(absent)} real case DICOM(s): {listed}; the right root?")
+    return moved

@@ -30,6 +30,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -148,11 +149,15 @@ class Study:
     cases: tuple[StudyCase, ...]
     path: Path | None = field(default=None, compare=False)
 
+    @cached_property
+    def _by_id(self) -> dict[str, StudyCase]:
+        return {case.case_id: case for case in self.cases}
+
     def case(self, case_id: str) -> StudyCase:
-        for case in self.cases:
-            if case.case_id == case_id:
-                return case
-        raise KeyError(f"case {case_id!r} is not in study {self.study_uid}")
+        try:
+            return self._by_id[case_id]
+        except KeyError:
+            raise KeyError(f"case {case_id!r} is not in study {self.study_uid}") from None
 
     @property
     def case_ids(self) -> tuple[str, ...]:
