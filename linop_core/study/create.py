@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from linop_core.errors import DataError, LinopError
+from linop_core.hashing import sha256_file
 from linop_core.study.matching import RealLesion, SyntheticTarget, match_cxr, match_mammo, real_pool
 from linop_core.study.model import (
     Box,
@@ -45,7 +46,6 @@ from linop_core.study.model import (
     Truth,
 )
 from linop_core.synthset import DECISION_CODES, SynthSet
-from linop_core.synthset.manifest import file_sha256
 from linop_core.vindr import CxrDataset, MammoDataset, open_dataset
 
 _STREAMS = ("synthetic", "match", "crop", "shuffle")
@@ -201,7 +201,7 @@ def create_study(
         for path in paths:
             opened.append(SynthSet(path))
         drawn, eligible, sources = _draw_synthetic(opened, task, options, rngs["synthetic"], n_synthetic)
-        refs = tuple(SetRef(p, file_sha256(p), p.stat().st_size, len(s)) for p, s in zip(paths, opened, strict=True))
+        refs = tuple(SetRef(p, sha256_file(p), p.stat().st_size, len(s)) for p, s in zip(paths, opened, strict=True))
     finally:
         for synth in opened:
             synth.close()

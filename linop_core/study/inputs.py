@@ -13,8 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from linop_core.errors import DataError
+from linop_core.hashing import sha256_file
 from linop_core.study.model import SetRef, SourceKind, Study
-from linop_core.synthset.manifest import file_sha256
 
 
 def _where(study: Study) -> Path | str:
@@ -69,9 +69,9 @@ def check_inputs(study: Study, *, verify_hashes: bool = True) -> None:
 
 def _check_set(where: Path | str, index: int, ref: SetRef, *, verify_hashes: bool) -> None:
     size = ref.path.stat().st_size
-    if size == ref.size_bytes and (not verify_hashes or file_sha256(ref.path) == ref.sha256):
+    if size == ref.size_bytes and (not verify_hashes or sha256_file(ref.path) == ref.sha256):
         return
-    actual = f"{size} bytes" if size != ref.size_bytes else f"SHA-256 {file_sha256(ref.path)[:12]}…"
+    actual = f"{size} bytes" if size != ref.size_bytes else f"SHA-256 {sha256_file(ref.path)[:12]}…"
     recorded = f"{ref.size_bytes} bytes" if size != ref.size_bytes else f"{ref.sha256[:12]}…"
     raise DataError(
         ref.path,
