@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from linop_core.errors import ModelError
+from linop_core.loss_config import MatLossConfig
 from linop_core.weights import resolve_weights_file, torchvision_cache_file
 
 Discriminator = Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
@@ -266,22 +267,6 @@ def hole_l1_loss(fake: Tensor, real: Tensor, mask: Tensor) -> Tensor:
     hole = 1.0 - mask
     count = hole.sum() * fake.shape[1]
     return ((fake - real).abs() * hole).sum() / count.clamp(min=1.0)
-
-
-@dataclass(frozen=True)
-class MatLossConfig:
-    """Loss settings. ``perceptual=False`` (or pcp_ratio = 0) switches VGG off: no weights are needed then."""
-
-    pcp_ratio: float = 0.1
-    perceptual: bool = True
-    vgg_weights: str | None = None
-    r1_gamma: float = 10.0
-    r1_interval: int = 16
-    hole_l1: float = 0.0
-
-    @property
-    def uses_perceptual(self) -> bool:
-        return self.perceptual and self.pcp_ratio > 0
 
 
 @dataclass

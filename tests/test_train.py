@@ -66,7 +66,7 @@ def test_overrides_are_type_checked_and_unknown_keys_named() -> None:
 
 
 def test_the_loss_section_is_the_loss_config_and_r1_follows_the_d_reg_interval() -> None:
-    from linop_core.losses import MatLossConfig
+    from linop_core.loss_config import MatLossConfig
 
     config = load_config("smoke", ["optim.d_reg_interval=4", "loss.hole_l1=2.0"])
     assert isinstance(config.loss, MatLossConfig)

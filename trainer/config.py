@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from linop_core.losses import MatLossConfig
+from linop_core.loss_config import MatLossConfig
 from trainer.configfile import ConfigError, build, derived_from, dump_yaml, read_yaml, set_overrides, to_plain
 
 TaskKind = Literal["mammo-inpaint", "cxr-outpaint"]
