@@ -90,6 +90,7 @@ class DicomMeta:
     bits_allocated: int = 16
     pixel_representation: int = 0
     voi_lut_explanations: tuple[str | None, ...] = ()
+    patient_orientation: tuple[str, ...] = ()  # PatientOrientation (row, column directions), e.g. ('P', 'L')
 
 
 @dataclass(frozen=True)
@@ -319,6 +320,7 @@ def _build_meta(path: str, ds: Dataset, inverted: bool, value_range: tuple[float
         bits_allocated=int(ds.BitsAllocated),
         pixel_representation=int(ds.get("PixelRepresentation", 0) or 0),
         voi_lut_explanations=tuple(_str_or_none(item.get("LUTExplanation")) for item in voi_luts),
+        patient_orientation=tuple(str(v).strip() for v in _as_list(ds.get("PatientOrientation")) if str(v).strip()),
     )
 
 

@@ -20,10 +20,11 @@ import numpy as np
 from linop_core.errors import DataError
 
 if TYPE_CHECKING:
+    from linop_core.dicom import DicomImage
     from linop_core.synthesis import Candidate
 
 SCHEMA = "linop-synthset"
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1 added the source DICOM columns (see ADDED_COLUMNS)
 PIXEL_CONVENTION = "MONOCHROME2"
 INTENSITY = "native stored values after the modality LUT (MONOCHROME1 inverted), as in the source DICOM"
 LAYOUT = (
@@ -77,7 +78,55 @@ META_COLUMNS: dict[str, tuple[str, int]] = {
     "reject_reason": ("str", 0),
     "realism_score": ("float32", 0),  # 1-5, NaN when unrated
     "reviewed_utc": ("str", 0),
+    # 1.1: how the source DICOM encoded its pixels and which instance it was (for DICOM export); see SourceDicom
+    "source_sop_instance_uid": ("str", 0),
+    "source_sop_class_uid": ("str", 0),
+    "modality": ("str", 0),
+    "source_photometric": ("str", 0),
+    "bits_stored": ("int32", 0),  # 0 when unknown
+    "value_range": ("float64", 2),  # representable (min, max) after the modality LUT; NaN when unknown
+    "patient_orientation": ("str", 0),  # "P\\L" style, "" when unknown
 }
+
+# Columns a set written before they existed lacks; readers fill them with these "unknown" values.
+ADDED_COLUMNS: dict[str, Any] = {
+    "source_sop_instance_uid": "",
+    "source_sop_class_uid": "",
+    "modality": "",
+    "source_photometric": "",
+    "bits_stored": 0,
+    "value_range": [math.nan, math.nan],
+    "patient_orientation": "",
+}
+
+
+@dataclass(frozen=True)
+class SourceDicom:
+    """The source image as a DICOM instance: its UIDs (so a DICOM export can reference it) and pixel encoding.
+
+    UIDs identify the instance, not the patient; no patient attribute is kept here either.
+    """
+
+    sop_instance_uid: str
+    sop_class_uid: str
+    modality: str
+    photometric: str  # as stored in the source; the set's pixels are MONOCHROME2 whatever this is
+    bits_stored: int
+    value_range: tuple[float, float]  # representable range after the modality LUT, MONOCHROME2
+    patient_orientation: tuple[str, ...] = ()
+
+    @classmethod
+    def from_image(cls, image: DicomImage) -> SourceDicom:
+        meta = image.meta
+        return cls(
+            sop_instance_uid=meta.sop_instance_uid or "",
+            sop_class_uid=meta.sop_class_uid or "",
+            modality=meta.modality or "",
+            photometric=meta.photometric_interpretation,
+            bits_stored=int(meta.bits_stored),
+            value_range=(float(image.value_range[0]), float(image.value_range[1])),
+            patient_orientation=tuple(meta.patient_orientation),
+        )
 
 
 @dataclass(frozen=True)
@@ -91,6 +140,7 @@ class SourceInfo:
     laterality: str | None = None
     view: str | None = None
     pixel_spacing_mm: tuple[float, float] | None = None
+    dicom: SourceDicom | None = None  # None for non-DICOM sources (the DICOM export then cannot reference them)
 
 
 @dataclass(frozen=True)
@@ -229,13 +279,32 @@ def meta_row(sample: SynthSample, unit: int) -> dict[str, Any]:
         "reject_reason": review.reject_reason,
         "realism_score": float(review.realism_score),
         "reviewed_utc": review.reviewed_utc,
+        **_dicom_columns(src.dicom),
     }
 
 
-def columns_from_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
-    """Stack ``meta_row`` dicts into typed column arrays (strings as an object array of ``str``)."""
+def _dicom_columns(dicom: SourceDicom | None) -> dict[str, Any]:
+    if dicom is None:
+        return dict(ADDED_COLUMNS)
+    return {
+        "source_sop_instance_uid": dicom.sop_instance_uid,
+        "source_sop_class_uid": dicom.sop_class_uid,
+        "modality": dicom.modality,
+        "source_photometric": dicom.photometric,
+        "bits_stored": int(dicom.bits_stored),
+        "value_range": [float(dicom.value_range[0]), float(dicom.value_range[1])],
+        "patient_orientation": "\\".join(dicom.patient_orientation),
+    }
+
+
+def columns_from_rows(rows: Sequence[Mapping[str, Any]], names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Stack ``meta_row`` dicts into typed column arrays (strings as an object array of ``str``).
+
+    ``names`` limits the columns built (default: all of :data:`META_COLUMNS`).
+    """
     columns: dict[str, np.ndarray] = {}
-    for name, (dtype, width) in META_COLUMNS.items():
+    for name in META_COLUMNS if names is None else names:
+        dtype, width = META_COLUMNS[name]
         values = [row[name] for row in rows]
         if dtype == "str":
             array = np.empty(len(values), dtype=object)
