@@ -5,6 +5,7 @@
     linop-export merge OUT.h5 SHARD.h5 [SHARD.h5 ...]
     linop-export coco SET.h5 OUT_DIR [--approved-only]
     linop-export verify SET.h5
+    linop-export dicom SET.h5 OUT_DIR [--stow URL] [--approved-only]   (see linop_core.cli.export_dicom)
 
 ``generate`` in-paints masses into the normal pool of a VinDr-Mammo root (boxes sampled from the real mass
 boxes, or read from ``--boxes``) or out-paints around the findings of abnormal VinDr-CXR images. Work unit
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from linop_core.cli import run_subcommand
+from linop_core.cli.export_dicom import add_dicom_parser
 from linop_core.errors import DataError, LinopError
 from linop_core.progress import tqdm_progress
 
@@ -185,9 +187,10 @@ def _file_digest(path: str) -> str:
 
 
 def _source_info(record: Any, image: Any) -> Any:
-    from linop_core.synthset import SourceInfo
+    from linop_core.synthset import SourceDicom, SourceInfo
 
-    # dataset ids only: nothing from the DICOM header except the pixel spacing
+    # dataset ids only: nothing from the DICOM header except the pixel spacing and the instance's own UIDs and
+    # pixel encoding (SourceDicom: what a DICOM export needs to reference the source and keep its bit depth)
     return SourceInfo(
         dataset=record.dataset,
         image_id=record.image_id,
@@ -196,6 +199,7 @@ def _source_info(record: Any, image: Any) -> Any:
         laterality=record.laterality,
         view=record.view,
         pixel_spacing_mm=image.meta.pixel_spacing_mm,
+        dicom=SourceDicom.from_image(image),
     )
 
 
@@ -396,6 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("set")
     verify.add_argument("--rewrite", action="store_true", help="recompute and rewrite the manifest")
     verify.set_defaults(func=_cmd_verify)
+
+    add_dicom_parser(sub)
     return parser
 
 
