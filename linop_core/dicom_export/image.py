@@ -100,8 +100,9 @@ def synthetic_image(
         study_time=created.time(),
         pixel_spacing=spacing if all(math.isfinite(v) and v > 0 for v in spacing) else None,
         laterality=laterality,
-        # highdicom needs an orientation for the PATIENT coordinate system; an unknown one is emptied below
-        patient_orientation=orientation or ("P", "F"),
+        # highdicom wants one for the PATIENT coordinate system but takes single letters only, not the compound
+        # values (e.g. "FR" on an MLO view) that are valid DICOM: the real one is set below
+        patient_orientation=("P", "F"),
         contributing_equipment=[pv.contributing_equipment(prov, created)],
         series_description=pv.series_description(prov, "image"),
         content_qualification="RESEARCH",
@@ -110,8 +111,7 @@ def synthetic_image(
         series_date=created.date(),
         series_time=created.time(),
     )
-    if orientation is None:
-        image.PatientOrientation = ""  # type 2: present, empty = unknown
+    image.PatientOrientation = list(orientation) if orientation else ""  # type 2: empty = unknown
     image.Modality = modality_of(meta)
     image.ConversionType = "SYN"
     image.ImageType = ["DERIVED", "SECONDARY"]
