@@ -14,6 +14,35 @@ from linop_core.vindr import ImageRecord
 
 
 @dataclass(frozen=True)
+class SourceDicom:
+    """The source image as a DICOM instance: its UIDs (so a DICOM export can reference it) and pixel encoding.
+
+    UIDs identify the instance, not the patient; no patient attribute is kept here either.
+    """
+
+    sop_instance_uid: str
+    sop_class_uid: str
+    modality: str
+    photometric: str  # as stored in the source; the set's pixels are MONOCHROME2 whatever this is
+    bits_stored: int
+    value_range: tuple[float, float]  # representable range after the modality LUT, MONOCHROME2
+    patient_orientation: tuple[str, ...] = ()
+
+    @classmethod
+    def from_image(cls, image: DicomImage) -> SourceDicom:
+        meta = image.meta
+        return cls(
+            sop_instance_uid=meta.sop_instance_uid or "",
+            sop_class_uid=meta.sop_class_uid or "",
+            modality=meta.modality or "",
+            photometric=meta.photometric_interpretation,
+            bits_stored=int(meta.bits_stored),
+            value_range=(float(image.value_range[0]), float(image.value_range[1])),
+            patient_orientation=tuple(meta.patient_orientation),
+        )
+
+
+@dataclass(frozen=True)
 class SourceInfo:
     """Where a sample's pixels came from, by dataset ids only (no DICOM patient attribute is ever read here)."""
 
@@ -24,6 +53,7 @@ class SourceInfo:
     laterality: str | None = None
     view: str | None = None
     pixel_spacing_mm: tuple[float, float] | None = None
+    dicom: SourceDicom | None = None  # None for non-DICOM sources (the DICOM export then cannot reference them)
 
 
 class ImageSource(Protocol):
@@ -71,8 +101,9 @@ class DicomSource:
         return read_dicom(self.path)
 
     def info_with(self, image: DicomImage | np.ndarray) -> SourceInfo:
-        spacing = image.meta.pixel_spacing_mm if isinstance(image, DicomImage) else None
-        return replace(self.info, pixel_spacing_mm=spacing)
+        if not isinstance(image, DicomImage):
+            return self.info
+        return replace(self.info, pixel_spacing_mm=image.meta.pixel_spacing_mm, dicom=SourceDicom.from_image(image))
 
 
 @dataclass(frozen=True)

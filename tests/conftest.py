@@ -1,14 +1,20 @@
-"""Shared, generic test fixtures: real DICOM samples and a small DICOM writer."""
+"""Shared, generic test fixtures: real DICOM samples, a small DICOM writer, and a throw-away Orthanc server."""
 
 from __future__ import annotations
 
+import json
 import shutil
-from collections.abc import Callable
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import requests
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
@@ -135,3 +141,111 @@ def dicom_folder(mammo_root: Path, tmp_path: Path) -> Path:
     data = files[0].read_bytes()
     (folder / "truncated.dcm").write_bytes(data[: len(data) // 3])
     return folder
+
+
+# ------------------------------------------------------------------------------------------ Orthanc (DICOMweb)
+
+ORTHANC_PLUGIN_DIRS = ("/usr/share/orthanc/plugins", "/usr/lib/orthanc", "/usr/local/share/orthanc/plugins")
+ORTHANC_USER = ("linop", "linop-test-password")
+
+
+@dataclass
+class OrthancServer:
+    """A throw-away Orthanc on 127.0.0.1 with the DICOMweb plugin (``dicomweb_url``), storage in a temp folder."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    auth: tuple[str, str] | None = None
+
+    @property
+    def dicomweb_url(self) -> str:
+        return f"{self.url}/dicom-web"
+
+    def upload(self, path: Path) -> None:
+        """Store one DICOM file through Orthanc's own REST API (POST /instances)."""
+        response = requests.post(f"{self.url}/instances", data=path.read_bytes(), auth=self.auth, timeout=30)
+        response.raise_for_status()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+
+def _dicomweb_plugin() -> Path | None:
+    for folder in ORTHANC_PLUGIN_DIRS:
+        found = sorted(Path(folder).glob("libOrthancDicomWeb.so*")) if Path(folder).is_dir() else []
+        if found:
+            return found[0]
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_orthanc(folder: Path, *, users: dict[str, str] | None = None) -> OrthancServer:
+    """Start Orthanc with a JSON config written into ``folder`` (HTTP only, on a free localhost port; no DICOM
+    port; remote access off; basic auth for ``users`` when given). Skips the test where Orthanc is absent."""
+    binary, plugin = shutil.which("Orthanc"), _dicomweb_plugin()
+    if binary is None or plugin is None:
+        pytest.skip("Orthanc with its DICOMweb plugin is not installed (Debian: apt-get install orthanc "
+                    "orthanc-dicomweb; .ci/run installs them)")  # fmt: skip
+    auth = next(iter(users.items())) if users else None
+    for _attempt in range(3):  # another process may take the free port between the probe and Orthanc's bind
+        port = _free_port()
+        config = {
+            "Name": "LINOP-test",
+            "StorageDirectory": str(folder / "storage"),
+            "IndexDirectory": str(folder / "index"),
+            "HttpPort": port,
+            "DicomServerEnabled": False,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": bool(users),
+            "RegisteredUsers": users or {},
+            "Plugins": [str(plugin)],
+            "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False},
+            "ConcurrentJobs": 1,
+            "HttpThreadsCount": 8,
+        }
+        config_path = folder / "orthanc.json"
+        config_path.write_text(json.dumps(config, indent=2))
+        log = folder / "orthanc.log"
+        with log.open("wb") as handle:
+            process = subprocess.Popen([binary, str(config_path)], stdout=handle, stderr=subprocess.STDOUT,
+                                       cwd=folder)  # fmt: skip
+        server = OrthancServer(f"http://127.0.0.1:{port}", process, log, auth)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if requests.get(f"{server.url}/system", auth=auth, timeout=2).status_code == 200:
+                    return server
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        server.stop()
+        if "already in use" not in log.read_text(errors="replace"):
+            break
+    raise RuntimeError(f"Orthanc did not start; see {log}:\n{log.read_text(errors='replace')[-2000:]}")
+
+
+@pytest.fixture(scope="session")
+def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
+    """An Orthanc (no authentication) for the whole session; tests add what they need (``upload``)."""
+    server = start_orthanc(tmp_path_factory.mktemp("orthanc"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def orthanc_with_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
+    """An Orthanc that accepts only basic auth as ``ORTHANC_USER``."""
+    server = start_orthanc(tmp_path_factory.mktemp("orthanc-auth"), users=dict([ORTHANC_USER]))
+    yield server
+    server.stop()

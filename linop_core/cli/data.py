@@ -2,6 +2,7 @@
 
     linop-data phantom mammo|cxr --out DIR --n N --seed S [--size small|full]
     linop-data inspect PATH [--json]
+    linop-data inspect --dicomweb URL [--patient ID] [--modality MG] [--study UID] [--retrieve DIR] [--json]
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from linop_core.cli import run_subcommand
+from linop_core.cli.data_dicomweb import add_dicomweb_arguments, inspect_dicomweb
+from linop_core.errors import LinopError
 from linop_core.progress import tqdm_progress
 
 
@@ -31,6 +34,11 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from linop_core.inspect import format_inspection, inspect_path
+
+    if args.dicomweb:
+        return inspect_dicomweb(args)
+    if args.path is None:
+        raise LinopError("give a PATH to inspect, or --dicomweb URL to browse a PACS")
 
     report = inspect_path(Path(args.path), strict=args.strict)
     if args.json:
@@ -62,9 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     ph.set_defaults(func=_cmd_phantom)
 
     ins = sub.add_parser("inspect", help="summarise a DICOM file or a VinDr dataset root")
-    ins.add_argument("path", help="a DICOM file, a VinDr-Mammo root or a VinDr-CXR root")
+    ins.add_argument("path", nargs="?", help="a DICOM file, a VinDr-Mammo root or a VinDr-CXR root")
     ins.add_argument("--json", action="store_true", help="print machine-readable JSON")
     ins.add_argument("--strict", action="store_true", help="a malformed CSV row is fatal instead of skipped")
+    add_dicomweb_arguments(ins)
     ins.set_defaults(func=_cmd_inspect)
     return parser
 

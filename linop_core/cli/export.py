@@ -5,6 +5,7 @@
     linop-export merge OUT.h5 SHARD.h5 [SHARD.h5 ...]
     linop-export coco SET.h5 OUT_DIR [--approved-only]
     linop-export verify SET.h5
+    linop-export dicom SET.h5 OUT_DIR [--stow URL] [--approved-only]   (see linop_core.cli.export_dicom)
 
 ``generate`` in-paints masses into the normal pool of a VinDr-Mammo root (boxes sampled from the real mass
 boxes, or read from ``--boxes``) or out-paints around the findings of abnormal VinDr-CXR images. Work unit
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from linop_core.cli import run_subcommand
+from linop_core.cli.export_dicom import add_dicom_parser
 from linop_core.engines import EngineKind, EngineSpec, make_engine
 from linop_core.errors import DataError, LinopError
 from linop_core.progress import tqdm_progress
@@ -184,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("set")
     verify.add_argument("--rewrite", action="store_true", help="recompute and rewrite the manifest")
     verify.set_defaults(func=_cmd_verify)
+
+    add_dicom_parser(sub)
     return parser
 
 

@@ -49,6 +49,7 @@ class DicomMeta:
     bits_allocated: int = 16
     pixel_representation: int = 0
     voi_lut_explanations: tuple[str | None, ...] = ()
+    patient_orientation: tuple[str, ...] = ()  # PatientOrientation (row, column directions), e.g. ('P', 'L')
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ commits survive a crash.
 
 from typing import Any
 
-from linop_core.sources import SourceInfo
+from linop_core.sources import SourceDicom, SourceInfo
 from linop_core.synthset.coco import CocoExport, export_coco, synthetic_image_id
 from linop_core.synthset.manifest import build_manifest, manifest_path, verify_manifest, write_manifest
 from linop_core.synthset.reader import SampleRecord, SynthSet
@@ -29,6 +29,7 @@ __all__ = [
     "CocoExport",
     "Review",
     "SampleRecord",
+    "SourceDicom",
     "SourceInfo",
     "SynthSample",
     "SynthSet",

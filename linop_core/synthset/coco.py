@@ -23,7 +23,7 @@ from PIL import Image
 
 from linop_core.errors import DataError
 from linop_core.fileio import atomic_open, atomic_write_text
-from linop_core.synthset.reader import SynthSet
+from linop_core.synthset.reader import SampleRecord, SynthSet
 from linop_core.synthset.records import DECISION_CODES
 from linop_core.synthset.store import Progress
 
@@ -117,9 +117,7 @@ def export_coco(
         categories = {name: i + 1 for i, name in enumerate(synth.box_label_names)}
         images: list[dict[str, Any]] = []
         annotations: list[dict[str, Any]] = []
-        mammo_rows: list[list[Any]] = []
-        cxr_box_rows: list[list[Any]] = []
-        cxr_label_rows: list[list[Any]] = []
+        tables = VindrCsvTables(synth.global_label_names)
         for done, row in enumerate(rows.tolist(), start=1):
             record = synth.record(row)
             m = record.meta
@@ -154,7 +152,7 @@ def export_coco(
                     **provenance,
                 }
             )
-            extra = [1, *(provenance[key] for key in _PROVENANCE[1:])]
+            tables.add(record, name)
             for box, label in zip(record.boxes.tolist(), record.box_labels, strict=True):
                 x0, y0, x1, y1 = box
                 annotations.append(
@@ -167,18 +165,6 @@ def export_coco(
                         "iscrowd": 0,
                     }
                 )
-                coords = [_fmt(v) for v in box]
-                if m["dataset"] == "cxr":
-                    cxr_box_rows.append([name, "synthetic", label, *coords, *extra])
-                else:
-                    mammo_rows.append(_mammo_row(m, name, [label], coords, extra))
-            if m["dataset"] == "cxr":
-                present = set(record.global_labels)
-                cxr_label_rows.append(
-                    [name, "synthetic", *(int(n in present) for n in synth.global_label_names), *extra]
-                )
-            elif not record.box_labels:
-                mammo_rows.append(_mammo_row(m, name, ["No Finding"], ["", "", "", ""], extra))
             if progress is not None:
                 progress(done, len(rows))
         coco = {
@@ -197,24 +183,63 @@ def export_coco(
             "images": images,
             "annotations": annotations,
         }
-        global_names = list(synth.global_label_names)
     coco_json = out / COCO_FILE
     atomic_write_text(coco_json, json.dumps(coco, indent=1) + "\n")
-    written: list[Path] = []
-    extra_header = list(_PROVENANCE)
-    if mammo_rows:
-        from linop_core.vindr.mammo import FINDING_COLUMNS  # the reader's schema; imported here to keep synthset light
-
-        header = [*FINDING_COLUMNS, *extra_header]
-        atomic_write_text(out / MAMMO_CSV, _csv_text(header, mammo_rows))
-        written.append(out / MAMMO_CSV)
-    if cxr_label_rows:
-        box_header = ["image_id", "rad_id", "class_name", "x_min", "y_min", "x_max", "y_max", *extra_header]
-        atomic_write_text(out / CXR_BOX_CSV, _csv_text(box_header, cxr_box_rows))
-        label_header = ["image_id", "rad_id", *global_names, *extra_header]
-        atomic_write_text(out / CXR_LABEL_CSV, _csv_text(label_header, cxr_label_rows))
-        written += [out / CXR_BOX_CSV, out / CXR_LABEL_CSV]
+    written = tables.write(out)
     return CocoExport(coco_json, image_dir, mask_dir, tuple(written), len(images), len(annotations))
+
+
+class VindrCsvTables:
+    """VinDr-style CSV rows of synthetic images, gathered image by image, then written together.
+
+    Each row ends with the provenance columns (``synthetic=1``, source ids, engine...) and then
+    ``extra_columns`` (e.g. the DICOM export's SOP Instance UIDs), whose values :meth:`add` takes per image.
+    """
+
+    def __init__(self, global_label_names: Sequence[str], extra_columns: Sequence[str] = ()) -> None:
+        self.global_label_names = list(global_label_names)
+        self.extra_columns = list(extra_columns)
+        self.mammo_rows: list[list[Any]] = []
+        self.cxr_box_rows: list[list[Any]] = []
+        self.cxr_label_rows: list[list[Any]] = []
+
+    def add(self, record: SampleRecord, name: str, extra_values: Sequence[Any] = ()) -> None:
+        """Add the rows of one sample, named ``name`` (its synthetic image id)."""
+        if len(extra_values) != len(self.extra_columns):
+            raise ValueError(f"{len(self.extra_columns)} extra column(s) but {len(extra_values)} value(s)")
+        m = record.meta
+        extra = [1, *(m[key] for key in _PROVENANCE[1:-1]), record.decision, *extra_values]
+        for box, label in zip(record.boxes.tolist(), record.box_labels, strict=True):
+            coords = [_fmt(v) for v in box]
+            if m["dataset"] == "cxr":
+                self.cxr_box_rows.append([name, "synthetic", label, *coords, *extra])
+            else:
+                self.mammo_rows.append(_mammo_row(m, name, [label], coords, extra))
+        if m["dataset"] == "cxr":
+            present = set(record.global_labels)
+            self.cxr_label_rows.append(
+                [name, "synthetic", *(int(n in present) for n in self.global_label_names), *extra]
+            )
+        elif not record.box_labels:
+            self.mammo_rows.append(_mammo_row(m, name, ["No Finding"], ["", "", "", ""], extra))
+
+    def write(self, out: Path) -> list[Path]:
+        """Write the CSVs that have rows into ``out`` (atomically); returns their paths."""
+        written: list[Path] = []
+        extra_header = [*_PROVENANCE, *self.extra_columns]
+        if self.mammo_rows:
+            from linop_core.vindr.mammo import FINDING_COLUMNS  # the reader's schema; here to keep synthset light
+
+            header = [*FINDING_COLUMNS, *extra_header]
+            atomic_write_text(out / MAMMO_CSV, _csv_text(header, self.mammo_rows))
+            written.append(out / MAMMO_CSV)
+        if self.cxr_label_rows:
+            box_header = ["image_id", "rad_id", "class_name", "x_min", "y_min", "x_max", "y_max", *extra_header]
+            atomic_write_text(out / CXR_BOX_CSV, _csv_text(box_header, self.cxr_box_rows))
+            label_header = ["image_id", "rad_id", *self.global_label_names, *extra_header]
+            atomic_write_text(out / CXR_LABEL_CSV, _csv_text(label_header, self.cxr_label_rows))
+            written += [out / CXR_BOX_CSV, out / CXR_LABEL_CSV]
+        return written
 
 
 def _mammo_row(m: dict[str, Any], name: str, categories: list[str], coords: list[str], extra: list[Any]) -> list[Any]:

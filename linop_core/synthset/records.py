@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from linop_core.errors import DataError
-from linop_core.sources import SourceInfo
+from linop_core.sources import SourceDicom, SourceInfo
 from linop_core.vocab import Decision
 
 if TYPE_CHECKING:
     from linop_core.candidate import Candidate
 
 SCHEMA = "linop-synthset"
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1 added the source DICOM columns (see ADDED_COLUMNS)
 PIXEL_CONVENTION = "MONOCHROME2"
 INTENSITY = "native stored values after the modality LUT (MONOCHROME1 inverted), as in the source DICOM"
 LAYOUT = (
@@ -78,6 +78,25 @@ META_COLUMNS: dict[str, tuple[str, int]] = {
     "reject_reason": ("str", 0),
     "realism_score": ("float32", 0),  # 1-5, NaN when unrated
     "reviewed_utc": ("str", 0),
+    # 1.1: how the source DICOM encoded its pixels and which instance it was (for DICOM export); see SourceDicom
+    "source_sop_instance_uid": ("str", 0),
+    "source_sop_class_uid": ("str", 0),
+    "modality": ("str", 0),
+    "source_photometric": ("str", 0),
+    "bits_stored": ("int32", 0),  # 0 when unknown
+    "value_range": ("float64", 2),  # representable (min, max) after the modality LUT; NaN when unknown
+    "patient_orientation": ("str", 0),  # "P\\L" style, "" when unknown
+}
+
+# Columns a set written before they existed lacks; readers fill them with these "unknown" values.
+ADDED_COLUMNS: dict[str, Any] = {
+    "source_sop_instance_uid": "",
+    "source_sop_class_uid": "",
+    "modality": "",
+    "source_photometric": "",
+    "bits_stored": 0,
+    "value_range": [math.nan, math.nan],
+    "patient_orientation": "",
 }
 
 
@@ -216,13 +235,32 @@ def meta_row(sample: SynthSample, unit: int) -> dict[str, Any]:
         "reject_reason": review.reject_reason,
         "realism_score": float(review.realism_score),
         "reviewed_utc": review.reviewed_utc,
+        **_dicom_columns(src.dicom),
     }
 
 
-def columns_from_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
-    """Stack ``meta_row`` dicts into typed column arrays (strings as an object array of ``str``)."""
+def _dicom_columns(dicom: SourceDicom | None) -> dict[str, Any]:
+    if dicom is None:
+        return dict(ADDED_COLUMNS)
+    return {
+        "source_sop_instance_uid": dicom.sop_instance_uid,
+        "source_sop_class_uid": dicom.sop_class_uid,
+        "modality": dicom.modality,
+        "source_photometric": dicom.photometric,
+        "bits_stored": int(dicom.bits_stored),
+        "value_range": [float(dicom.value_range[0]), float(dicom.value_range[1])],
+        "patient_orientation": "\\".join(dicom.patient_orientation),
+    }
+
+
+def columns_from_rows(rows: Sequence[Mapping[str, Any]], names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Stack ``meta_row`` dicts into typed column arrays (strings as an object array of ``str``).
+
+    ``names`` limits the columns built (default: all of :data:`META_COLUMNS`).
+    """
     columns: dict[str, np.ndarray] = {}
-    for name, (dtype, width) in META_COLUMNS.items():
+    for name in META_COLUMNS if names is None else names:
+        dtype, width = META_COLUMNS[name]
         values = [row[name] for row in rows]
         if dtype == "str":
             array = np.empty(len(values), dtype=object)

@@ -37,6 +37,7 @@ import numpy as np
 
 from linop_core.errors import DataError
 from linop_core.synthset.records import (
+    ADDED_COLUMNS,
     INTENSITY,
     LAYOUT,
     META_COLUMNS,
@@ -113,7 +114,11 @@ def read_meta(file: h5py.File, path: Path) -> dict[str, np.ndarray]:
         raise DataError(path, "no /meta table: not a LINOP synthetic set, or an unfinished one")
     meta = file["meta"]
     columns: dict[str, np.ndarray] = {}
+    n_rows = meta["index"].shape[0] if "index" in meta else 0
     for name, (dtype, _width) in META_COLUMNS.items():
+        if name not in meta and name in ADDED_COLUMNS:  # a set from before the column existed: "unknown"
+            columns[name] = columns_from_rows([{name: ADDED_COLUMNS[name]}] * n_rows, [name])[name]
+            continue
         if name not in meta:
             raise DataError(path, f"/meta/{name} is missing; the file was written by another schema version")
         dataset = meta[name]
