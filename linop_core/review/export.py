@@ -18,29 +18,41 @@ import numpy as np
 from linop_core.catalog import Catalog
 from linop_core.errors import DataError, LinopError
 from linop_core.progress import Progress
+from linop_core.review.consensus import ConsensusRule, consensus
 from linop_core.review.session import CandidateEntry, ReviewSession
 from linop_core.sources import DicomSource
 from linop_core.synthset import Review, SynthSample, SynthSetWriter, export_coco
 from linop_core.synthset.reader import next_free
-from linop_core.synthset.records import TEST_SPLIT
+from linop_core.synthset.records import TEST_SPLIT, ReaderVerdict
 from linop_core.vocab import Decision, Task
 
 
 @dataclass(frozen=True)
 class ExportFilter:
-    """Which reviewed candidates go into the set."""
+    """Which reviewed candidates go into the set.
+
+    ``consensus`` turns several readers' decisions into one (``min_readers`` at least, see
+    :func:`~linop_core.review.consensus.consensus`); ``decisions`` then selects on that decision.
+    """
 
     decisions: tuple[Decision, ...] = (Decision.APPROVED,)
     tasks: tuple[Task, ...] = (Task.INPAINT, Task.OUTPAINT)
     min_score: int = 0  # 0: any, rated or not; k: only candidates rated >= k
+    consensus: ConsensusRule = ConsensusRule.LATEST
+    min_readers: int = 1
+
+    def decision(self, entry: CandidateEntry) -> Decision:
+        return consensus(entry, self.consensus, self.min_readers)
 
     def matches(self, entry: CandidateEntry) -> bool:
-        if entry.decision not in self.decisions or entry.task not in self.tasks:
+        if self.decision(entry) not in self.decisions or entry.task not in self.tasks:
             return False
         return self.min_score <= 0 or (entry.realism_score or 0) >= self.min_score
 
     def text(self) -> str:
         parts = [" | ".join(f"decision=={d}" for d in self.decisions)]
+        if self.consensus is not ConsensusRule.LATEST:
+            parts.insert(0, f"consensus=={self.consensus}(min_readers={self.min_readers})")
         if set(self.tasks) != set(Task):
             parts.append(" | ".join(f"task=={t}" for t in self.tasks))
         if self.min_score > 0:
@@ -113,11 +125,21 @@ def plan_export(
     )
 
 
-def _review(entry: CandidateEntry) -> Review:
-    return Review(decision=str(entry.decision), reviewer=entry.reviewer or "",  # type: ignore[arg-type]
-                  reject_reason=entry.reject_reason or "",
-                  realism_score=float(entry.realism_score) if entry.realism_score else math.nan,
-                  reviewed_utc=entry.reviewed_utc or "")
+def _review(entry: CandidateEntry, rule: ExportFilter) -> Review:
+    """The set's record of ``entry``'s review: the rule's decision, and every reader's verdict beside it."""
+    readers = tuple(
+        ReaderVerdict(reader, review.decision, review.reject_reason or "",
+                      float(review.realism_score) if review.realism_score else math.nan, review.reviewed_utc)
+        for reader, review in sorted(entry.reviews.items()))
+    if rule.consensus is ConsensusRule.LATEST:
+        return Review(decision=entry.decision, reviewer=entry.reviewer or "", reject_reason=entry.reject_reason or "",
+                      realism_score=float(entry.realism_score) if entry.realism_score else math.nan,
+                      reviewed_utc=entry.reviewed_utc or "", readers=readers)
+    reasons = sorted({v.reject_reason for v in readers if v.reject_reason})
+    scores = [v.realism_score for v in readers if not math.isnan(v.realism_score)]
+    return Review(decision=rule.decision(entry), reviewer=f"{rule.consensus} of " + ",".join(v.reader for v in readers),
+                  reject_reason=";".join(reasons), realism_score=float(np.mean(scores)) if scores else math.nan,
+                  reviewed_utc=max((v.reviewed_utc for v in readers), default=""), readers=readers)
 
 
 def export_reviewed(
@@ -159,7 +181,7 @@ def export_reviewed(
         entries = by_image[image_id]
         unit = start_unit + done
         if unit not in writer.done_units:
-            writer.commit(unit, _unit_samples(plan.sources[image_id], entries, index, session, check))
+            writer.commit(unit, _unit_samples(plan.sources[image_id], entries, index, session, plan.filter, check))
         index += len(entries)
         if progress is not None:
             progress(done + 1, total)
@@ -175,7 +197,7 @@ def export_reviewed(
 
 
 def _unit_samples(source: DicomSource, entries: Sequence[CandidateEntry], first_index: int, session: ReviewSession,
-                  check: Callable[[], None] | None) -> list[SynthSample]:
+                  rule: ExportFilter, check: Callable[[], None] | None) -> list[SynthSample]:
     image = source.load()
     info = source.info_with(image)
     samples = []
@@ -187,5 +209,5 @@ def _unit_samples(source: DicomSource, entries: Sequence[CandidateEntry], first_
             raise DataError(source.path, f"candidate {entry.candidate_id[:8]} is {candidate.image.shape} but the "
                             f"source is {image.pixels.shape}; the file changed since it was generated")
         samples.append(SynthSample(index=first_index + k, candidate=candidate, source_pixels=np.asarray(image.pixels),
-                                   source=info, review=_review(entry)))
+                                   source=info, review=_review(entry, rule)))
     return samples

@@ -59,12 +59,30 @@ class ImageAnnotation:
         self.mode = Task(self.mode)
 
 
+ANONYMOUS_READER = "reader"  # the name a decision is kept under when the reviewer gave none
+
+
+@dataclass
+class ReaderReview:
+    """One reader's decision on a candidate."""
+
+    decision: Decision
+    reject_reason: str | None = None
+    realism_score: int | None = None  # 1-5, optional
+    reviewed_utc: str = ""
+
+    def __post_init__(self) -> None:
+        self.decision = Decision(self.decision)
+
+
 @dataclass
 class CandidateEntry:
     """One generated candidate and its review state; the pixels are in ``candidates/<id>.npz``.
 
     ``box_index`` is the inpainting box of the image's annotation the candidate was made for; None for an
-    outpainting candidate (made from all kept regions at once).
+    outpainting candidate (made from all kept regions at once). ``reviews`` keeps every reader's own decision
+    (readers review independently); ``decision`` .. ``reviewed_utc`` repeat the latest one, which is the
+    whole story for a single reader.
     """
 
     candidate_id: str
@@ -83,6 +101,11 @@ class CandidateEntry:
     # ``Candidate.to_record()``: everything the synthesis recorded, so an exporter can rebuild the full
     # candidate; empty for candidates stored without it.
     provenance: dict[str, Any] = field(default_factory=dict)
+    reviews: dict[str, ReaderReview] = field(default_factory=dict)  # reader pseudonym -> their decision
+
+    def review_by(self, reader: str | None) -> ReaderReview | None:
+        """``reader``'s own decision (None while they have not decided)."""
+        return self.reviews.get(reader or ANONYMOUS_READER)
 
     @property
     def task(self) -> Task:
@@ -96,7 +119,11 @@ def _entry_from_json(data: dict[str, Any]) -> CandidateEntry:
     if box_index is not None and int(box_index) < 0:  # sessions before the Task enum wrote -1 for outpainting
         box_index = None
     decision = Decision(data.get("decision", Decision.PENDING))
-    return CandidateEntry(**{**data, "box_index": box_index, "decision": decision})
+    reviews = {reader: ReaderReview(**review) for reader, review in (data.get("reviews") or {}).items()}
+    if not reviews and decision is not Decision.PENDING:  # a session from before per-reader decisions
+        reviews[data.get("reviewer") or ANONYMOUS_READER] = ReaderReview(
+            decision, data.get("reject_reason"), data.get("realism_score"), data.get("reviewed_utc") or "")
+    return CandidateEntry(**{**data, "box_index": box_index, "decision": decision, "reviews": reviews})
 
 
 class ReviewSession:
@@ -298,20 +325,32 @@ class ReviewSession:
         reason: str | None = None,
         realism_score: int | None = None,
     ) -> CandidateEntry:
-        """Records a decision. A rejection needs a reason from :data:`REJECT_REASONS`; scores are 1-5."""
+        """Records ``reviewer``'s decision (each reader's is kept apart; "pending" withdraws theirs). A
+        rejection needs a reason from :data:`REJECT_REASONS`; scores are 1-5."""
         decision = Decision(decision)
         if decision is Decision.REJECTED and reason not in REJECT_REASONS:
             raise ValueError(f"a rejection needs a reason from {REJECT_REASONS}, got {reason!r}")
         if realism_score is not None and not 1 <= realism_score <= 5:
             raise ValueError(f"realism score must be 1-5, got {realism_score}")
         entry = self.candidates[candidate_id]
+        now = _now()
+        reader = reviewer or ANONYMOUS_READER
+        if decision is Decision.PENDING:
+            entry.reviews.pop(reader, None)
+        else:
+            entry.reviews[reader] = ReaderReview(decision, reason if decision is Decision.REJECTED else None,
+                                                 realism_score, now)
         entry.decision = decision
         entry.reject_reason = reason if decision is Decision.REJECTED else None
         entry.realism_score = realism_score
         entry.reviewer = reviewer
-        entry.reviewed_utc = _now()
+        entry.reviewed_utc = now
         self.save()
         return entry
+
+    def readers(self) -> list[str]:
+        """Everyone who decided on at least one candidate, sorted."""
+        return sorted({reader for entry in self.candidates.values() for reader in entry.reviews})
 
     def approved(self) -> list[CandidateEntry]:
         return [c for c in self.candidates.values() if c.decision is Decision.APPROVED]

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from linop_core.candidate import Candidate
 
 SCHEMA = "linop-synthset"
-SCHEMA_VERSION = "1.1"  # 1.1 added the source DICOM columns (see ADDED_COLUMNS)
+SCHEMA_VERSION = "1.2"  # 1.1 added the source DICOM columns, 1.2 every reader's verdict (see ADDED_COLUMNS)
 PIXEL_CONVENTION = "MONOCHROME2"
 INTENSITY = "native stored values after the modality LUT (MONOCHROME1 inverted), as in the source DICOM"
 LAYOUT = (
@@ -86,6 +86,8 @@ META_COLUMNS: dict[str, tuple[str, int]] = {
     "bits_stored": ("int32", 0),  # 0 when unknown
     "value_range": ("float64", 2),  # representable (min, max) after the modality LUT; NaN when unknown
     "patient_orientation": ("str", 0),  # "P\\L" style, "" when unknown
+    # 1.2: every reader's verdict (multi-reader review), JSON list of ReaderVerdict records; "[]" when none
+    "reader_verdicts": ("str", 0),
 }
 
 # Columns a set written before they existed lacks; readers fill them with these "unknown" values.
@@ -97,18 +99,40 @@ ADDED_COLUMNS: dict[str, Any] = {
     "bits_stored": 0,
     "value_range": [math.nan, math.nan],
     "patient_orientation": "",
+    "reader_verdicts": "[]",
 }
 
 
 @dataclass(frozen=True)
+class ReaderVerdict:
+    """One reader's decision on a candidate (several readers review the same candidates independently)."""
+
+    reader: str  # pseudonym
+    decision: Decision
+    reject_reason: str = ""
+    realism_score: float = math.nan
+    reviewed_utc: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        score = None if math.isnan(self.realism_score) else float(self.realism_score)
+        return {"reader": self.reader, "decision": str(self.decision), "reject_reason": self.reject_reason,
+                "realism_score": score, "reviewed_utc": self.reviewed_utc}
+
+
+@dataclass(frozen=True)
 class Review:
-    """The reviewer's verdict on one candidate; batch exports are ``pending``."""
+    """The verdict a set records for one candidate; batch exports are ``pending``.
+
+    With several readers, ``decision`` is what the export's consensus rule made of their verdicts, kept each
+    in ``readers``; ``reviewer`` then names the rule and the readers.
+    """
 
     decision: Decision = Decision.PENDING
     reviewer: str = ""
     reject_reason: str = ""
     realism_score: float = math.nan
     reviewed_utc: str = ""
+    readers: tuple[ReaderVerdict, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "decision", Decision(self.decision))  # frozen: normalise text to the enum
@@ -236,12 +260,17 @@ def meta_row(sample: SynthSample, unit: int) -> dict[str, Any]:
         "realism_score": float(review.realism_score),
         "reviewed_utc": review.reviewed_utc,
         **_dicom_columns(src.dicom),
+        "reader_verdicts": json.dumps([verdict.to_json() for verdict in review.readers]),
     }
+
+
+_DICOM_COLUMNS = ("source_sop_instance_uid", "source_sop_class_uid", "modality", "source_photometric", "bits_stored",
+                  "value_range", "patient_orientation")
 
 
 def _dicom_columns(dicom: SourceDicom | None) -> dict[str, Any]:
     if dicom is None:
-        return dict(ADDED_COLUMNS)
+        return {name: ADDED_COLUMNS[name] for name in _DICOM_COLUMNS}
     return {
         "source_sop_instance_uid": dicom.sop_instance_uid,
         "source_sop_class_uid": dicom.sop_class_uid,
