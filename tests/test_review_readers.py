@@ -23,10 +23,10 @@ from linop_core.vocab import Decision
 
 def _session_with_pixels(tmp_path: Path, n: int) -> tuple[ReviewSession, list[str]]:
     session = ReviewSession.open(tmp_path / "root", tmp_path / "session")
-    ids = [session.add_candidate(image_id="img", box_index=0, seed=k, engine="biharmonic",
-                                 pixels=np.zeros((4, 4), np.uint16), generated=np.zeros((4, 4), np.float32)).candidate_id
-           for k in range(n)]
-    return session, ids
+    pixels, generated = np.zeros((4, 4), np.uint16), np.zeros((4, 4), np.float32)
+    entries = [session.add_candidate(image_id="img", box_index=0, seed=k, engine="biharmonic", pixels=pixels,
+                                     generated=generated) for k in range(n)]
+    return session, [e.candidate_id for e in entries]
 
 
 def test_each_readers_decision_is_kept_apart_and_survives_reopening(tmp_path: Path) -> None:
