@@ -45,10 +45,13 @@ class DicomMeta:
     rows: int
     columns: int
     sop_class_uid: str | None = None
+    # False: no 128-byte preamble and 'DICM' marker (an ACR-NEMA style file, read in pydicom's force mode)
+    has_preamble: bool = True
     series_instance_uid: str | None = None
     bits_allocated: int = 16
     pixel_representation: int = 0
     voi_lut_explanations: tuple[str | None, ...] = ()
+    body_part_examined: str | None = None
 
 
 @dataclass(frozen=True)
