@@ -32,17 +32,23 @@ from linop_core.vindr import (
 MAX_PROBLEMS_LISTED = 50
 
 
-def inspect_path(path: str | Path, *, strict: bool = False) -> dict[str, Any]:
-    """Describe a DICOM file (metadata, value range, chosen window) or a VinDr dataset root (counts).
+def inspect_path(path: str | Path, *, strict: bool = False, decode: bool = False) -> dict[str, Any]:
+    """Describe a DICOM file (metadata, value range, chosen window), a VinDr dataset root (counts) or a plain
+    folder of DICOM files (a row per file, see :mod:`linop_core.inspect_folder`).
 
-    ``strict`` makes a malformed CSV row raise DataError instead of being skipped and counted.
+    ``strict`` makes a malformed CSV row raise DataError instead of being skipped and counted; ``decode`` makes
+    a folder's inspection decode every image's pixels, not only its header.
     """
     path = Path(path)
     if path.is_dir():
-        return inspect_dataset(open_dataset(path, strict=strict))
+        if MammoDataset.is_root(path) or CxrDataset.is_root(path):
+            return inspect_dataset(open_dataset(path, strict=strict))
+        from linop_core.inspect_folder import inspect_folder
+
+        return inspect_folder(path, decode=decode)
     if path.is_file():
         return inspect_dicom(path)
-    raise DataError(path, "does not exist; give a DICOM file or a VinDr dataset folder")
+    raise DataError(path, "does not exist; give a DICOM file, a folder of DICOM files or a VinDr dataset folder")
 
 
 def inspect_dicom(path: Path) -> dict[str, Any]:
@@ -196,6 +202,10 @@ def format_inspection(report: Mapping[str, Any]) -> str:
     """Human-readable text for a report from :func:`inspect_path`."""
     if report.get("kind") == "dicom":
         return _format_dicom(report)
+    if report.get("kind") == "folder":
+        from linop_core.inspect_folder import format_folder
+
+        return format_folder(report)
     return _format_dataset(report)
 
 

@@ -1,7 +1,7 @@
 """`linop-data`: phantom datasets in the VinDr layouts, and inspection of DICOM files and dataset roots.
 
     linop-data phantom mammo|cxr --out DIR --n N --seed S [--size small|full]
-    linop-data inspect PATH [--json]
+    linop-data inspect PATH [--json] [--strict] [--decode]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from linop_core.inspect import format_inspection, inspect_path
 
-    report = inspect_path(Path(args.path), strict=args.strict)
+    report = inspect_path(Path(args.path), strict=args.strict, decode=args.decode)
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=False))
     else:
@@ -61,10 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ph.set_defaults(func=_cmd_phantom)
 
-    ins = sub.add_parser("inspect", help="summarise a DICOM file or a VinDr dataset root")
-    ins.add_argument("path", help="a DICOM file, a VinDr-Mammo root or a VinDr-CXR root")
+    ins = sub.add_parser("inspect", help="summarise a DICOM file, a folder of DICOM files or a VinDr dataset root")
+    ins.add_argument("path", help="a DICOM file, a folder of DICOM files, a VinDr-Mammo root or a VinDr-CXR root")
     ins.add_argument("--json", action="store_true", help="print machine-readable JSON")
     ins.add_argument("--strict", action="store_true", help="a malformed CSV row is fatal instead of skipped")
+    ins.add_argument("--decode", action="store_true", help="folder: decode every image's pixels, not only headers")
     ins.set_defaults(func=_cmd_inspect)
     return parser
 

@@ -26,9 +26,6 @@ from linop_core.errors import DicomError
 MIB = 1 << 20
 _INFLATE_CHUNK = 1 << 20  # output bytes per inflate step: what the check holds in memory at a time
 _READ_CHUNK = 1 << 16
-# The first element of a dataset without the Part-10 preamble: File Meta (0002), Command (0000) or
-# Identifying (0008) group, little or big endian. Anything else is not taken for DICOM.
-_FIRST_GROUPS = (0x0000, 0x0002, 0x0008)
 
 
 @dataclass(frozen=True)
@@ -92,12 +89,18 @@ class SizeBoundedReader(io.RawIOBase):
 
 def looks_like_dataset_start(head: bytes) -> bool:
     """True when ``head`` (the first bytes of a file without the 'DICM' marker) starts with a DICOM element
-    of the groups an ACR-NEMA or preamble-less file begins with."""
+    of the groups an ACR-NEMA or preamble-less file begins with: the Command group's length (0000,0000),
+    or an element of the File Meta (0002) or Identifying (0008) group."""
     if len(head) < 8:
         return False
-    little = int.from_bytes(head[0:2], "little")
-    big = int.from_bytes(head[0:2], "big")
-    return little in _FIRST_GROUPS or (big in _FIRST_GROUPS and big != 0)
+    for order in ("little", "big"):
+        group = int.from_bytes(head[0:2], order)  # type: ignore[arg-type]
+        element = int.from_bytes(head[2:4], order)  # type: ignore[arg-type]
+        if group == 0x0000 and element == 0x0000 and order == "little":
+            return head[4:8] == b"\x04\x00\x00\x00" or head[4:6] == b"UL"  # UL length 4, implicit or explicit
+        if group in (0x0002, 0x0008) and element < 0x2000:
+            return True
+    return False
 
 
 def check_inflated_size(path: str, source: BinaryIO, limit: int) -> int:
