@@ -136,9 +136,12 @@ def inspect_dataset(dataset: MammoDataset | CxrDataset) -> dict[str, Any]:
         report["splits"] = {s: _cxr_counts(dataset, s) for s in splits}
     report["rows_read"] = dataset.report.rows_read
     report["rows_skipped"] = dataset.report.rows_skipped
+    report["rows_deduplicated"] = dataset.report.rows_deduplicated
+    report["findings_without_box"] = dataset.report.findings_without_box
+    report["files_not_utf8"] = dataset.report.files_not_utf8
     report["missing_files"] = dataset.report.missing_files
     report["problem_count"] = len(dataset.report.problems)
-    report["problems"] = dataset.report.problems[:MAX_PROBLEMS_LISTED]
+    report["problems"] = list(dataset.report.problems)  # all of them: --json is the full record
     return report
 
 
@@ -250,12 +253,17 @@ def _format_dataset(report: Mapping[str, Any]) -> str:
         lines.append(f"  split {split}:")
         lines += _format_counts(counts, "    ")
     lines.append(
-        f"  CSV rows read {report['rows_read']}, skipped {report['rows_skipped']}, problems {report['problem_count']}"
+        f"  CSV rows read {report['rows_read']}, skipped {report['rows_skipped']}, duplicates counted once "
+        f"{report['rows_deduplicated']}, findings without a box {report['findings_without_box']}, "
+        f"problems {report['problem_count']}"
     )
-    for problem in report["problems"]:
+    if report["files_not_utf8"]:
+        lines.append(f"  {report['files_not_utf8']} CSV file(s) are not UTF-8 (read in another encoding; see below)")
+    shown = report["problems"][:MAX_PROBLEMS_LISTED]
+    for problem in shown:
         lines.append(f"    {problem}")
-    if report["problem_count"] > len(report["problems"]):
-        lines.append(f"    ... {report['problem_count'] - len(report['problems'])} more")
+    if report["problem_count"] > len(shown):
+        lines.append(f"    ... {report['problem_count'] - len(shown)} more (all of them with --json)")
     return "\n".join(lines)
 
 
