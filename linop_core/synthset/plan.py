@@ -7,8 +7,9 @@ Mass boxes for in-painting (VinDr-Mammo) are sampled from the real Mass boxes of
 box is picked at random; its width and height, relative to its own image, are scaled to the target image and
 jittered; its centre is put at the same relative position in the target when the box then lies in the breast
 (or at the mirrored position, since left and right breasts face opposite ways), else at a random breast
-pixel. Without any real mass box the size comes from a log-normal fitted to VinDr-Mammo's Mass boxes on the
-dominant 3518 x 2800 grid (median 232 x 238 px, IQR 158-329 x 161-346 px), scaled to the target image.
+pixel; on MLO views the breast here excludes the pectoral muscle. Without any real mass box the size comes
+from a log-normal fitted to VinDr-Mammo's Mass boxes on the dominant 3518 x 2800 grid (median 232 x 238 px,
+IQR 158-329 x 161-346 px), scaled to the target image.
 """
 
 from __future__ import annotations
@@ -103,10 +104,11 @@ def sample_mass_box(
     tries: int = 100,
     image_name: str = "image",
 ) -> Box:
-    """A box for a new mass on a normal mammogram whose ``breast`` mask (bool (H, W)) is given.
+    """A box for a new mass on a normal mammogram whose allowed region ``breast`` (bool (H, W)) is given: the
+    breast, without the pectoral muscle on MLO views (:func:`linop_core.anatomy.placement_mask`).
 
-    At least ``min_inside`` of the box lies in the breast; boxes that cannot be placed shrink by 20 % and
-    try again.
+    At least ``min_inside`` of the box lies in the allowed region; boxes that cannot be placed shrink by 20 %
+    and try again.
     """
     shape = (int(breast.shape[0]), int(breast.shape[1]))
     height, width = shape

@@ -226,6 +226,7 @@ def write_unit_file(
     attrs: Mapping[str, Any],
     chunk_limit: int,
     gzip_level: int = GZIP_LEVEL,
+    events: Sequence[str] = (),
 ) -> None:
     """Write the samples of one work unit as a small complete set (the resumable spool's building block)."""
     rows = [meta_row(sample, unit) for sample in samples]
@@ -236,6 +237,7 @@ def write_unit_file(
             write_sample_group(group, sample, chunk_limit, gzip_level)
         write_meta(file, columns)
         set_root_attrs(file, columns, attrs)
+        append_audit(file, events)
 
 
 def assemble(

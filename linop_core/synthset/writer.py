@@ -164,8 +164,10 @@ class SynthSetWriter:
         """Units already committed (in the spool or, when appending, in the existing set)."""
         return frozenset(self._done)
 
-    def commit(self, unit: int, samples: Sequence[SynthSample]) -> None:
-        """Check and durably store the samples of one unit (possibly none: the unit is then done, empty)."""
+    def commit(self, unit: int, samples: Sequence[SynthSample], events: Sequence[str] = ()) -> None:
+        """Check and durably store the samples of one unit (possibly none: the unit is then done, empty), with
+        its audit ``events`` (JSON strings, e.g. the sources it skipped), which the set's ``/audit/events``
+        keeps."""
         if unit in self._done:
             raise ValueError(f"unit {unit} is already committed to {self.path}")
         indices = [sample.index for sample in samples]
@@ -175,7 +177,7 @@ class SynthSetWriter:
             check_sample(sample, self.path, allow_test_split=self.allow_test_split)
         final = self.spool / f"{_UNIT_PREFIX}{unit:09d}.h5"
         tmp = final.with_name(final.name + ".tmp")
-        write_unit_file(tmp, unit, samples, self._attrs(), self.chunk_limit, self.gzip_level)
+        write_unit_file(tmp, unit, samples, self._attrs(), self.chunk_limit, self.gzip_level, events)
         _fsync(tmp)
         os.replace(tmp, final)
         self._done.add(unit)
