@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from linop_core.errors import LinopError, ModelError
 from linop_core.fileio import atomic_write_with
+from linop_core.model.pickle_guard import guarded_torch_load
 
 STATE_FORMAT = "linop-train-state"
 STATE_VERSION = 1
@@ -169,9 +170,11 @@ def open_tensorboard(files: RunFiles, purge_step: int | None) -> Any:
 
 
 def load_training_state(path: Path) -> dict[str, Any]:
-    """Read a ``last.pt`` training state (weights-only unpickling)."""
+    """Read a ``last.pt`` training state (bounded, then weights-only unpickling)."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = guarded_torch_load(path, what="the training state", map_location="cpu")
+    except ModelError:
+        raise
     except FileNotFoundError:
         raise ModelError(path, "no training state here; was the run started with this --out folder?") from None
     except Exception as exc:
