@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from linop_core.diskspace import full_disk_as_error, require_space
 from linop_core.errors import ModelError
 from linop_core.fileio import atomic_open
 from linop_core.model.config import PRESETS, MatConfig, config_from_dict, config_to_dict, get_config
@@ -98,10 +99,28 @@ def _config_dict(config: MatConfig | Mapping[str, Any]) -> dict[str, Any]:
     raise TypeError(f"config must be a MatConfig or a dict, got {type(config).__name__}")
 
 
+def payload_bytes(obj: Any) -> int:
+    """The tensor bytes in a (nested) ``torch.save`` payload: about the file's size (zip records are stored)."""
+    if isinstance(obj, Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, Mapping):
+        return sum(payload_bytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(payload_bytes(v) for v in obj)
+    return 0
+
+
 def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
-    """``torch.save`` to a temporary file next to ``path``, fsync, then ``os.replace``."""
-    with atomic_open(path) as f:
-        torch.save(obj, f)
+    """``torch.save`` to a temporary file next to ``path``, fsync, then ``os.replace``.
+
+    Raises:
+        DiskFullError: not enough room (checked first, and if the disk fills meanwhile); nothing is left behind
+            and ``path``, if it existed, is untouched.
+    """
+    needed = payload_bytes(obj) + (64 << 10)
+    require_space(path, needed)
+    with full_disk_as_error(path, needed), atomic_open(path) as f:
+        torch.save(obj, f)  # torch reports a full disk as RuntimeError ("file write failed")
 
 
 def save_checkpoint(
