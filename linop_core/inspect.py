@@ -32,17 +32,24 @@ from linop_core.vindr import (
 MAX_PROBLEMS_LISTED = 50
 
 
-def inspect_path(path: str | Path, *, strict: bool = False, decode: bool = False) -> dict[str, Any]:
+def inspect_path(
+    path: str | Path, *, strict: bool = False, decode: bool = False, check_files: bool = False
+) -> dict[str, Any]:
     """Describe a DICOM file (metadata, value range, chosen window), a VinDr dataset root (counts) or a plain
     folder of DICOM files (a row per file, see :mod:`linop_core.inspect_folder`).
 
     ``strict`` makes a malformed CSV row raise DataError instead of being skipped and counted; ``decode`` makes
-    a folder's inspection decode every image's pixels, not only its header.
+    a folder's inspection decode every image's pixels, not only its header; ``check_files`` reads the header
+    of every image of a VinDr root on disk and compares its size with the CSV's.
     """
     path = Path(path)
     if path.is_dir():
         if MammoDataset.is_root(path) or CxrDataset.is_root(path):
-            return inspect_dataset(open_dataset(path, strict=strict))
+            dataset = open_dataset(path, strict=strict)
+            report = inspect_dataset(dataset)
+            if check_files:
+                report["files"] = check_dataset_files(dataset.records)
+            return report
         from linop_core.inspect_folder import inspect_folder
 
         return inspect_folder(path, decode=decode)
@@ -143,6 +150,28 @@ def inspect_dataset(dataset: MammoDataset | CxrDataset) -> dict[str, Any]:
     report["problem_count"] = len(dataset.report.problems)
     report["problems"] = list(dataset.report.problems)  # all of them: --json is the full record
     return report
+
+
+def check_dataset_files(records: Iterable[ImageRecord]) -> dict[str, Any]:
+    """Read the header of every listed image on disk: the ones that cannot be read, and the ones whose size
+    differs from the size the CSV records (boxes are in the CSV's pixel grid), as ``file: reason`` lines."""
+    from linop_core.dicom import read_dicom_meta
+    from linop_core.errors import DicomError
+
+    checked, unreadable, mismatched = 0, [], []
+    for record in records:
+        if not record.exists:
+            continue
+        checked += 1
+        try:
+            meta = read_dicom_meta(record.path)
+        except DicomError as exc:
+            unreadable.append(str(exc))
+            continue
+        if record.height and record.width and (meta.rows, meta.columns) != (record.height, record.width):
+            mismatched.append(f"{record.path}: the CSV records {record.height}x{record.width} (height x width), the "
+                              f"file is {meta.rows}x{meta.columns}; its boxes may not fit the pixels")
+    return {"checked": checked, "unreadable": unreadable, "size_mismatches": mismatched}
 
 
 def _common_counts(records: list[ImageRecord], normal: int) -> dict[str, Any]:
@@ -259,6 +288,11 @@ def _format_dataset(report: Mapping[str, Any]) -> str:
     )
     if report["files_not_utf8"]:
         lines.append(f"  {report['files_not_utf8']} CSV file(s) are not UTF-8 (read in another encoding; see below)")
+    if "files" in report:
+        files = report["files"]
+        lines.append(f"  files checked {files['checked']}: unreadable {len(files['unreadable'])}, size differs from "
+                     f"the CSV {len(files['size_mismatches'])}")
+        lines += [f"    {line}" for line in (files["unreadable"] + files["size_mismatches"])[:MAX_PROBLEMS_LISTED]]
     shown = report["problems"][:MAX_PROBLEMS_LISTED]
     for problem in shown:
         lines.append(f"    {problem}")

@@ -1,7 +1,7 @@
 """`linop-data`: phantom datasets in the VinDr layouts, and inspection of DICOM files and dataset roots.
 
     linop-data phantom mammo|cxr --out DIR --n N --seed S [--size small|full]
-    linop-data inspect PATH [--json] [--strict] [--decode]
+    linop-data inspect PATH [--json] [--strict] [--decode] [--check-files]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from linop_core.inspect import format_inspection, inspect_path
 
-    report = inspect_path(Path(args.path), strict=args.strict, decode=args.decode)
+    report = inspect_path(Path(args.path), strict=args.strict, decode=args.decode, check_files=args.check_files)
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=False))
     else:
@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--json", action="store_true", help="print machine-readable JSON")
     ins.add_argument("--strict", action="store_true", help="a malformed CSV row is fatal instead of skipped")
     ins.add_argument("--decode", action="store_true", help="folder: decode every image's pixels, not only headers")
+    ins.add_argument("--check-files", action="store_true",
+                     help="VinDr root: read every DICOM header; list unreadable files and sizes the CSV gets wrong")
     ins.set_defaults(func=_cmd_inspect)
     return parser
 
