@@ -123,6 +123,8 @@ def check_inflated_size(path: str, source: BinaryIO, limit: int) -> int:
             _refuse_above(path, total, limit)
     except zlib.error as exc:
         raise DicomError(path, f"the deflated dataset is damaged ({exc})") from exc
+    if not inflater.eof:
+        raise DicomError(path, "the deflated dataset is damaged (its deflate stream never ends: truncated?)")
     return total
 
 
