@@ -42,12 +42,17 @@ def free_bytes(path: str | os.PathLike[str]) -> int:
 
 
 def is_disk_full(exc: BaseException) -> bool:
-    """True for a failed write that ran out of space, however the library reported it."""
-    if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
-        return True
-    if isinstance(exc, OSError | RuntimeError):
-        text = str(exc)
-        return any(word in text for word in _FULL_WORDS)
+    """True for a failed write that ran out of space, however the library reported it: torch.save into a
+    Python file raises RuntimeError("unexpected pos ...") with the OSError as its context."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _FULL_ERRNOS:
+            return True
+        if isinstance(current, OSError | RuntimeError) and any(word in str(current) for word in _FULL_WORDS):
+            return True
+        current = current.__cause__ or current.__context__
     return False
 
 
