@@ -13,6 +13,12 @@ Both masks are simple, explainable heuristics on a block-averaged copy of the im
 * chest region (what CXR finding boxes are checked against): the convex hull of the lungs and their mirror
   image about the body's midline (so an effusion or collapse that darkens one lung base still counts),
   grown by 4 % of the width and cut to the body: lungs, mediastinum, heart and the costophrenic angles.
+* pectoral muscle (MLO views): the bright triangle in the upper chest-wall corner, bounded by the straight
+  line best backed by bright-to-dark steps in the upper rows (see :func:`pectoral_mask`); where few rows back
+  it (dense breasts, where glands are as bright as muscle), a conservative triangle is excluded too.
+
+Where a *new* lesion may be placed (:func:`placement_mask`): in a mammogram the breast without the pectoral
+muscle (MLO views); in a chest X-ray the lung fields, not the mediastinum nor outside the lungs.
 
 Masks are bool (H, W), True = anatomy.
 """
@@ -152,6 +158,141 @@ def chest_mask(
     grow = max(1, round(grow_fraction * small.shape[1]))
     region = ndimage.binary_dilation(region, iterations=grow) & body
     return _to_full(region, pixels.shape, factor)
+
+
+# The pectoral muscle's lower edge on an MLO view is close to a straight line from the top border to the chest
+# wall. Plausible lines: top intercept at most 65 % of the breast's width, chest-wall intercept 10-80 % of its
+# height down. Below half the line's rows backed by an edge, a conservative triangle (45 % of the width at the
+# top, 65 % of the height along the chest wall) is excluded as well: over-excluding costs a little area,
+# missing the muscle puts a mass on it.
+_PECTORAL_TOP_MAX = 0.65
+_PECTORAL_WALL = (0.1, 0.8)
+_PECTORAL_SUPPORT = 0.5
+_FALLBACK_PECTORAL = (0.45, 0.65)
+_PECTORAL_WORK_SIZE = 256
+_LINE_TRIES = 600
+MLO_VIEWS = frozenset({"MLO", "ML", "LMO"})  # views that show the pectoral muscle
+
+
+def chest_wall_on_left(breast: np.ndarray, laterality: str | None = None) -> bool:
+    """Whether the chest wall is the image's left edge: the side where the breast meets the border over the
+    longer stretch (laterality breaks a tie: a left breast faces right in the usual display)."""
+    strip = max(1, breast.shape[1] // 50)
+    left, right = int(breast[:, :strip].sum()), int(breast[:, -strip:].sum())
+    if left != right:
+        return left > right
+    return (laterality or "L").upper() != "R"
+
+
+def pectoral_mask(
+    pixels: np.ndarray,
+    *,
+    breast: np.ndarray | None = None,
+    padding_mask: np.ndarray | None = None,
+    laterality: str | None = None,
+) -> np.ndarray:
+    """The pectoral muscle of a MONOCHROME2 MLO mammogram, bool (H, W): the region above the muscle's edge line,
+    found as the straight line best backed by bright-to-dark steps (moving away from the chest wall) in the
+    upper rows (a deterministic RANSAC), with a conservative triangle added where the evidence is weak."""
+    if breast is None:
+        breast = breast_mask(pixels, padding_mask=padding_mask)
+    if not breast.any():
+        return np.zeros(pixels.shape, dtype=bool)
+    small, _valid, factor = _work_copy(pixels, padding_mask, _PECTORAL_WORK_SIZE)
+    small_breast = block_reduce(breast.astype(np.float32), (factor, factor), np.mean) > 0.5
+    left = chest_wall_on_left(small_breast, laterality)
+    if not left:  # work with the chest wall on the left
+        small, small_breast = small[:, ::-1], small_breast[:, ::-1]
+    if small_breast.any():
+        muscle = _pectoral_region(ndimage.gaussian_filter(small, 1.5), small_breast)
+    else:
+        muscle = np.zeros(small_breast.shape, dtype=bool)
+    if not left:
+        muscle = muscle[:, ::-1]
+    return _to_full(muscle, pixels.shape, factor) & breast
+
+
+def _pectoral_region(small: np.ndarray, breast: np.ndarray) -> np.ndarray:
+    rows = np.flatnonzero(breast.any(axis=1))
+    top, height = int(rows[0]), int(rows[-1] - rows[0] + 1)
+    width = int(np.flatnonzero(breast.any(axis=0))[-1]) + 1
+    # the strongest bright-to-dark step of each upper row, inside the breast and off the chest wall border
+    step = -ndimage.sobel(small, axis=1)
+    inner = ndimage.binary_erosion(breast, iterations=3)
+    points = []
+    for y in range(top, top + int(0.85 * height)):
+        xs = np.flatnonzero(inner[y, : int(0.75 * width)])
+        xs = xs[xs > 2]
+        if xs.size:
+            x = xs[np.argmax(step[y, xs])]
+            if step[y, x] > 0:
+                points.append((float(x), float(y - top), float(step[y, x])))
+    yy, xx = np.mgrid[0 : breast.shape[0], 0 : breast.shape[1]]
+    yy = yy - top
+    region = np.zeros(breast.shape, dtype=bool)
+    line = _edge_line(np.asarray(points, dtype=np.float64).reshape(-1, 3), width, height)
+    support = 0.0
+    if line is not None:
+        a, b, support = line
+        region = (xx < a + b * yy) & (yy >= 0)
+    if support < _PECTORAL_SUPPORT:
+        tri_w, tri_h = _FALLBACK_PECTORAL[0] * width, _FALLBACK_PECTORAL[1] * height
+        region |= (xx < tri_w * (1.0 - yy / tri_h)) & (yy >= 0)
+    return region & breast
+
+
+def _edge_line(points: np.ndarray, width: int, height: int) -> tuple[float, float, float] | None:
+    """``(a, b, support)`` of the line ``x = a + b y`` (y from the breast's top row) that the most edge strength
+    backs, refitted on its inliers; ``support`` is the fraction of the line's rows with an inlier."""
+    if len(points) < 2:
+        return None
+    rng = np.random.default_rng(0)  # fixed: the same image always gives the same muscle
+    tolerance = 0.03 * width
+    best: tuple[float, np.ndarray] | None = None
+    for _ in range(_LINE_TRIES):
+        (x1, y1, _), (x2, y2, _) = points[rng.choice(len(points), 2, replace=False)]
+        if y1 == y2:
+            continue
+        b = (x2 - x1) / (y2 - y1)
+        a = x1 - b * y1
+        if not (b < 0 and 0.03 * width <= a <= _PECTORAL_TOP_MAX * width):
+            continue
+        if not (_PECTORAL_WALL[0] * height <= -a / b <= _PECTORAL_WALL[1] * height):
+            continue
+        inliers = np.abs(points[:, 0] - (a + b * points[:, 1])) < tolerance
+        score = float(points[inliers, 2].sum())
+        if best is None or score > best[0]:
+            best = (score, inliers)
+    if best is None:
+        return None
+    inliers = best[1]
+    design = np.stack([np.ones(int(inliers.sum())), points[inliers, 1]], axis=1)
+    a, b = np.linalg.lstsq(design, points[inliers, 0], rcond=None)[0]
+    if b >= 0:
+        return None
+    return float(a), float(b), float(inliers.sum() / max(-a / b, 1.0))
+
+
+def placement_mask(
+    pixels: np.ndarray,
+    region: AnatomyRegion,
+    *,
+    padding_mask: np.ndarray | None = None,
+    view: str | None = None,
+    laterality: str | None = None,
+    work_size: int = DEFAULT_WORK_SIZE,
+) -> np.ndarray:
+    """Where a new lesion box may go: the breast without the pectoral muscle on MLO views (``"breast"``), or
+    the lung fields (``"chest"``; not the mediastinum, not outside the lungs). bool (H, W)."""
+    if region == "breast":
+        breast = breast_mask(pixels, padding_mask=padding_mask, work_size=work_size)
+        if (view or "").strip().upper() not in MLO_VIEWS:
+            return breast
+        muscle = pectoral_mask(pixels, breast=breast, padding_mask=padding_mask, laterality=laterality)
+        return breast & ~muscle
+    if region == "chest":
+        return lung_mask(pixels, padding_mask=padding_mask, work_size=work_size)
+    raise ValueError(f"anatomy region must be 'breast' or 'chest', got {region!r}")
 
 
 def anatomy_mask(

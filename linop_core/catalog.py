@@ -9,6 +9,10 @@ No widgets here. A catalog is built from one of three things:
 
 Entries are sorted by study, then in hanging order (R CC, L CC, R MLO, L MLO), so "next image" walks a
 mammography study view by view.
+
+Every entry carries an :class:`ImageLabel` (mammogram, chest X-ray, other radiograph, other image): from the
+dataset for VinDr roots, from the file's own Modality and Body Part Examined for a plain folder
+(:func:`image_label`), never from the modality alone (a CR can be a chest, a hand or a breast).
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 
 from linop_core.dicom import read_dicom_meta
+from linop_core.dicom.limits import looks_like_dataset_start
 from linop_core.errors import DataError, DicomError
 from linop_core.sources import DicomSource
 from linop_core.vindr import CxrDataset, Finding, ImageRecord, MammoDataset, open_dataset
@@ -30,6 +36,36 @@ DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
 HANGING_SLOTS: tuple[tuple[str, str], ...] = (("R", "CC"), ("L", "CC"), ("R", "MLO"), ("L", "MLO"))
 _VIEW_ORDER = {slot: i for i, slot in enumerate(HANGING_SLOTS)}
 ALL = None  # a filter field left at None matches everything
+
+
+class ImageLabel(StrEnum):
+    """What an image shows, as the file says it."""
+
+    MAMMOGRAM = "mammogram"
+    CHEST_XRAY = "chest X-ray"
+    OTHER_RADIOGRAPH = "other radiograph"
+    OTHER = "other image"  # not a projection radiograph (CT, MR, ultrasound ...)
+
+
+# Projection X-ray modalities (PS3.3 C.7.3.1.1.1); RG is the retired code of older radiography equipment.
+_RADIOGRAPHY = frozenset({"CR", "DX", "DR", "RG", "PX", "IO", "RF", "XA"})
+_CHEST_PARTS = frozenset({"CHEST", "THORAX", "LUNG", "LUNGS", "CHEST_LAT", "CHEST_PA"})
+_BREAST_PARTS = frozenset({"BREAST"})
+_MAMMO_SOP_PREFIX = "1.2.840.10008.5.1.4.1.1.1.2"  # Digital Mammography X-Ray Image Storage (and For Processing)
+
+
+def image_label(modality: str | None, body_part_examined: str | None, sop_class_uid: str | None = None) -> ImageLabel:
+    """The label of a plain-folder image from its header: Modality MG, Body Part BREAST or a mammography SOP
+    class is a mammogram; a projection radiograph (or an image without Modality) of the chest is a chest
+    X-ray; any other projection radiograph is an "other radiograph"; CT, MR, ultrasound ... are "other"."""
+    modality = (modality or "").strip().upper()
+    part = (body_part_examined or "").strip().upper().replace(" ", "_")
+    if modality == "MG" or part in _BREAST_PARTS or (sop_class_uid or "").startswith(_MAMMO_SOP_PREFIX):
+        return ImageLabel.MAMMOGRAM
+    projection = modality in _RADIOGRAPHY or not modality
+    if projection and part in _CHEST_PARTS:
+        return ImageLabel.CHEST_XRAY
+    return ImageLabel.OTHER_RADIOGRAPH if projection else ImageLabel.OTHER
 
 
 @dataclass(frozen=True)
@@ -51,6 +87,8 @@ class CatalogEntry:
     height: int | None = None
     width: int | None = None
     error: str | None = None
+    body_part: str | None = None
+    label: ImageLabel | None = None  # None only for unreadable files
 
     @property
     def ok(self) -> bool:
@@ -231,25 +269,26 @@ class Catalog:
 
 
 def find_dicom_files(folder: Path, *, recursive: bool = True) -> list[Path]:
-    """DICOM files under ``folder``: by suffix, or, without a suffix, by the 'DICM' marker at byte 128."""
+    """DICOM files under ``folder``: by suffix, or, without a suffix, by the 'DICM' marker at byte 128 or
+    (ACR-NEMA files, which have no preamble) by a DICOM element at the start."""
     found: list[Path] = []
     iterator = folder.rglob("*") if recursive else folder.glob("*")
     for path in iterator:
         if not path.is_file() or path.name.startswith("."):
             continue
         suffix = path.suffix.lower()
-        if suffix in DICOM_SUFFIXES or (suffix == "" and _has_dicm_marker(path)):
+        if suffix in DICOM_SUFFIXES or (suffix == "" and _looks_like_dicom(path)):
             found.append(path)
     return sorted(found)
 
 
-def _has_dicm_marker(path: Path) -> bool:
+def _looks_like_dicom(path: Path) -> bool:
     try:
         with path.open("rb") as f:
-            f.seek(128)
-            return f.read(4) == b"DICM"
+            head = f.read(132)
     except OSError:
         return False
+    return head[128:132] == b"DICM" or looks_like_dataset_start(head)
 
 
 def _base_view(view: str | None) -> str:
@@ -286,6 +325,7 @@ def _entry_from_record(record: ImageRecord) -> CatalogEntry:
         modality="MG" if record.dataset == "mammo" else "DX",
         height=record.height,
         width=record.width,
+        label=ImageLabel.MAMMOGRAM if record.dataset == "mammo" else ImageLabel.CHEST_XRAY,
     )
 
 
@@ -305,4 +345,6 @@ def _entry_from_file(folder: Path, path: Path) -> CatalogEntry:
         manufacturer=meta.manufacturer,
         height=meta.rows,
         width=meta.columns,
+        body_part=meta.body_part_examined,
+        label=image_label(meta.modality, meta.body_part_examined, meta.sop_class_uid),
     )

@@ -10,12 +10,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
+from linop_core.diskspace import DiskFullError, is_disk_full
+from linop_core.errors import LinopError
+
 
 @contextmanager
 def atomic_open(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """Yields a binary file in ``path``'s folder; on success it is fsynced and renamed over ``path``.
 
-    On any exception (including KeyboardInterrupt) the temporary file is removed and ``path`` is untouched.
+    On any exception (including KeyboardInterrupt) the temporary file is removed and ``path`` is untouched;
+    a write that fails for want of space becomes a :class:`~linop_core.diskspace.DiskFullError`.
     The temporary file is opened exclusively with mode 0666 so the result gets the user's umask (mkstemp
     would leave it 0600).
     """
@@ -28,8 +32,12 @@ def atomic_open(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        # every writer gets the one-line full-disk message, not an OSError traceback (a writer's own one-line
+        # error already says it)
+        if not isinstance(exc, LinopError) and is_disk_full(exc):
+            raise DiskFullError(target, None) from exc
         raise
 
 

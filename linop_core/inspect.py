@@ -32,17 +32,30 @@ from linop_core.vindr import (
 MAX_PROBLEMS_LISTED = 50
 
 
-def inspect_path(path: str | Path, *, strict: bool = False) -> dict[str, Any]:
-    """Describe a DICOM file (metadata, value range, chosen window) or a VinDr dataset root (counts).
+def inspect_path(
+    path: str | Path, *, strict: bool = False, decode: bool = False, check_files: bool = False
+) -> dict[str, Any]:
+    """Describe a DICOM file (metadata, value range, chosen window), a VinDr dataset root (counts) or a plain
+    folder of DICOM files (a row per file, see :mod:`linop_core.inspect_folder`).
 
-    ``strict`` makes a malformed CSV row raise DataError instead of being skipped and counted.
+    ``strict`` makes a malformed CSV row raise DataError instead of being skipped and counted; ``decode`` makes
+    a folder's inspection decode every image's pixels, not only its header; ``check_files`` reads the header
+    of every image of a VinDr root on disk and compares its size with the CSV's.
     """
     path = Path(path)
     if path.is_dir():
-        return inspect_dataset(open_dataset(path, strict=strict))
+        if MammoDataset.is_root(path) or CxrDataset.is_root(path):
+            dataset = open_dataset(path, strict=strict)
+            report = inspect_dataset(dataset)
+            if check_files:
+                report["files"] = check_dataset_files(dataset.records)
+            return report
+        from linop_core.inspect_folder import inspect_folder
+
+        return inspect_folder(path, decode=decode)
     if path.is_file():
         return inspect_dicom(path)
-    raise DataError(path, "does not exist; give a DICOM file or a VinDr dataset folder")
+    raise DataError(path, "does not exist; give a DICOM file, a folder of DICOM files or a VinDr dataset folder")
 
 
 def inspect_dicom(path: Path) -> dict[str, Any]:
@@ -130,10 +143,35 @@ def inspect_dataset(dataset: MammoDataset | CxrDataset) -> dict[str, Any]:
         report["splits"] = {s: _cxr_counts(dataset, s) for s in splits}
     report["rows_read"] = dataset.report.rows_read
     report["rows_skipped"] = dataset.report.rows_skipped
+    report["rows_deduplicated"] = dataset.report.rows_deduplicated
+    report["findings_without_box"] = dataset.report.findings_without_box
+    report["files_not_utf8"] = dataset.report.files_not_utf8
     report["missing_files"] = dataset.report.missing_files
     report["problem_count"] = len(dataset.report.problems)
-    report["problems"] = dataset.report.problems[:MAX_PROBLEMS_LISTED]
+    report["problems"] = list(dataset.report.problems)  # all of them: --json is the full record
     return report
+
+
+def check_dataset_files(records: Iterable[ImageRecord]) -> dict[str, Any]:
+    """Read the header of every listed image on disk: the ones that cannot be read, and the ones whose size
+    differs from the size the CSV records (boxes are in the CSV's pixel grid), as ``file: reason`` lines."""
+    from linop_core.dicom import read_dicom_meta
+    from linop_core.errors import DicomError
+
+    checked, unreadable, mismatched = 0, [], []
+    for record in records:
+        if not record.exists:
+            continue
+        checked += 1
+        try:
+            meta = read_dicom_meta(record.path)
+        except DicomError as exc:
+            unreadable.append(str(exc))
+            continue
+        if record.height and record.width and (meta.rows, meta.columns) != (record.height, record.width):
+            mismatched.append(f"{record.path}: the CSV records {record.height}x{record.width} (height x width), the "
+                              f"file is {meta.rows}x{meta.columns}; its boxes may not fit the pixels")
+    return {"checked": checked, "unreadable": unreadable, "size_mismatches": mismatched}
 
 
 def _common_counts(records: list[ImageRecord], normal: int) -> dict[str, Any]:
@@ -196,6 +234,10 @@ def format_inspection(report: Mapping[str, Any]) -> str:
     """Human-readable text for a report from :func:`inspect_path`."""
     if report.get("kind") == "dicom":
         return _format_dicom(report)
+    if report.get("kind") == "folder":
+        from linop_core.inspect_folder import format_folder
+
+        return format_folder(report)
     return _format_dataset(report)
 
 
@@ -240,12 +282,22 @@ def _format_dataset(report: Mapping[str, Any]) -> str:
         lines.append(f"  split {split}:")
         lines += _format_counts(counts, "    ")
     lines.append(
-        f"  CSV rows read {report['rows_read']}, skipped {report['rows_skipped']}, problems {report['problem_count']}"
+        f"  CSV rows read {report['rows_read']}, skipped {report['rows_skipped']}, duplicates counted once "
+        f"{report['rows_deduplicated']}, findings without a box {report['findings_without_box']}, "
+        f"problems {report['problem_count']}"
     )
-    for problem in report["problems"]:
+    if report["files_not_utf8"]:
+        lines.append(f"  {report['files_not_utf8']} CSV file(s) are not UTF-8 (read in another encoding; see below)")
+    if "files" in report:
+        files = report["files"]
+        lines.append(f"  files checked {files['checked']}: unreadable {len(files['unreadable'])}, size differs from "
+                     f"the CSV {len(files['size_mismatches'])}")
+        lines += [f"    {line}" for line in (files["unreadable"] + files["size_mismatches"])[:MAX_PROBLEMS_LISTED]]
+    shown = report["problems"][:MAX_PROBLEMS_LISTED]
+    for problem in shown:
         lines.append(f"    {problem}")
-    if report["problem_count"] > len(report["problems"]):
-        lines.append(f"    ... {report['problem_count'] - len(report['problems'])} more")
+    if report["problem_count"] > len(shown):
+        lines.append(f"    ... {report['problem_count'] - len(shown)} more (all of them with --json)")
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ import stat
 
 import pytest
 
+from linop_core.diskspace import DiskFullError
 from linop_core.fileio import atomic_open, atomic_open_text, atomic_write_text, atomic_write_with
 
 
@@ -39,7 +40,16 @@ def test_a_writer_callable_gets_the_file_and_its_failure_keeps_the_old_one(tmp_p
         f.write(b"half")
         raise OSError(28, "No space left on device")
 
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(DiskFullError, match="state.bin: not enough disk space"):
         atomic_write_with(target, fail)
     assert target.read_bytes() == b"new"
     assert [p.name for p in tmp_path.iterdir()] == ["state.bin"]
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_leaves_nothing(tmp_path) -> None:
+    import errno
+
+    target = tmp_path / "out.json"
+    with pytest.raises(DiskFullError, match="out.json: not enough disk space"), atomic_open(target):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert list(tmp_path.iterdir()) == []

@@ -18,8 +18,11 @@ from typing import Any, BinaryIO
 import torch
 from torch import Tensor, nn
 
+from linop_core.diskspace import DiskFullError, format_size, free_bytes, is_disk_full
 from linop_core.errors import LinopError, ModelError
 from linop_core.fileio import atomic_write_with
+from linop_core.model.checkpoint import payload_bytes
+from linop_core.model.pickle_guard import guarded_torch_load
 
 STATE_FORMAT = "linop-train-state"
 STATE_VERSION = 1
@@ -28,13 +31,19 @@ IMAGES_DIR = "images"
 
 
 class CheckpointWriteError(LinopError):
-    """A run file could not be written (disk full, permissions); the previous version is left intact."""
+    """A run file could not be written (disk full, permissions); the previous version is left intact.
 
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+    ``needed``: the bytes the file needs, when known; a full disk then says how much and how much is free.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], reason: str, needed: int | None = None) -> None:
         self.path = Path(path)
+        room = ""
+        if needed is not None:
+            room = f"; it needs about {format_size(needed)}, {format_size(free_bytes(self.path))} free there"
         super().__init__(
-            f"{self.path}: cannot write ({' '.join(reason.split())}); the previous file, if any, is intact: free "
-            f"space or fix permissions, then continue with `linop-train --resume {run_dir_of(self.path)}`"
+            f"{self.path}: cannot write ({' '.join(reason.split())}{room}); the previous file, if any, is intact: "
+            f"free space or fix permissions, then continue with `linop-train --resume {run_dir_of(self.path)}`"
         )
 
 
@@ -96,33 +105,41 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def write_run_file(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """``write(f)`` into ``path`` atomically.
+def write_run_file(path: Path, write: Callable[[BinaryIO], object], needed: int | None = None) -> None:
+    """``write(f)`` into ``path`` atomically; ``needed`` (bytes, when known) is checked against the free space
+    first and named if the disk fills meanwhile.
 
     Raises:
         CheckpointWriteError: the write failed (e.g. disk full); ``path`` is untouched, no temporary file is left.
     """
+    if needed is not None and free_bytes(path) < needed:
+        raise CheckpointWriteError(path, "not enough disk space", needed)
     try:
         atomic_write_with(path, write)
-    except OSError as exc:
-        raise CheckpointWriteError(path, exc.strerror or _first_line(exc)) from exc
+    except (DiskFullError, OSError) as exc:
+        error = exc.__cause__ if isinstance(exc, DiskFullError) and isinstance(exc.__cause__, OSError) else exc
+        reason = (error.strerror if isinstance(error, OSError) else None) or _first_line(error)
+        raise CheckpointWriteError(path, reason, needed if needed and is_disk_full(exc) else None) from exc
 
 
 def save_run_file(obj: Any, path: Path) -> None:
     """``torch.save(obj)`` into ``path`` atomically (see :func:`write_run_file`)."""
+    needed = payload_bytes(obj)
 
     def write(f: BinaryIO) -> None:
         try:
             torch.save(obj, f)
         except RuntimeError as exc:  # torch's zip writer reports a full disk as RuntimeError, not OSError
-            raise CheckpointWriteError(path, f"torch.save failed: {_first_line(exc)}") from exc
+            room = needed if is_disk_full(exc) else None
+            raise CheckpointWriteError(path, f"torch.save failed: {_first_line(exc)}", room) from exc
 
-    write_run_file(path, write)
+    write_run_file(path, write, needed)
 
 
 def write_run_text(path: Path, text: str) -> None:
     """UTF-8 ``text`` into ``path`` atomically (see :func:`write_run_file`)."""
-    write_run_file(path, lambda f: f.write(text.encode("utf-8")))
+    data = text.encode("utf-8")
+    write_run_file(path, lambda f: f.write(data), len(data))
 
 
 def write_image_grid(path: Path, grid: Tensor) -> None:
@@ -151,6 +168,8 @@ def save_generator_checkpoint(
 
     try:
         save_checkpoint(path, config=config, preset=preset, G_ema=G_ema, G=G, D=D, extra=extra)
+    except DiskFullError as exc:
+        raise CheckpointWriteError(path, "not enough disk space", exc.needed) from exc
     except OSError as exc:
         raise CheckpointWriteError(path, exc.strerror or _first_line(exc)) from exc
     except RuntimeError as exc:  # torch.save's report of a full disk
@@ -169,9 +188,11 @@ def open_tensorboard(files: RunFiles, purge_step: int | None) -> Any:
 
 
 def load_training_state(path: Path) -> dict[str, Any]:
-    """Read a ``last.pt`` training state (weights-only unpickling)."""
+    """Read a ``last.pt`` training state (bounded, then weights-only unpickling)."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = guarded_torch_load(path, what="the training state", map_location="cpu")
+    except ModelError:
+        raise
     except FileNotFoundError:
         raise ModelError(path, "no training state here; was the run started with this --out folder?") from None
     except Exception as exc:

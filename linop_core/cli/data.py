@@ -1,7 +1,7 @@
 """`linop-data`: phantom datasets in the VinDr layouts, and inspection of DICOM files and dataset roots.
 
     linop-data phantom mammo|cxr --out DIR --n N --seed S [--size small|full]
-    linop-data inspect PATH [--json]
+    linop-data inspect PATH [--json] [--strict] [--decode] [--check-files]
     linop-data inspect --dicomweb URL [--patient ID] [--modality MG] [--study UID] [--retrieve DIR] [--json]
 """
 
@@ -40,7 +40,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     if args.path is None:
         raise LinopError("give a PATH to inspect, or --dicomweb URL to browse a PACS")
 
-    report = inspect_path(Path(args.path), strict=args.strict)
+    report = inspect_path(Path(args.path), strict=args.strict, decode=args.decode, check_files=args.check_files)
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=False))
     else:
@@ -69,10 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ph.set_defaults(func=_cmd_phantom)
 
-    ins = sub.add_parser("inspect", help="summarise a DICOM file or a VinDr dataset root")
-    ins.add_argument("path", nargs="?", help="a DICOM file, a VinDr-Mammo root or a VinDr-CXR root")
+    ins = sub.add_parser("inspect", help="summarise a DICOM file, a folder of DICOM files or a VinDr dataset root")
+    ins.add_argument("path", nargs="?",
+                     help="a DICOM file, a folder of DICOM files, a VinDr-Mammo root or a VinDr-CXR root")
     ins.add_argument("--json", action="store_true", help="print machine-readable JSON")
     ins.add_argument("--strict", action="store_true", help="a malformed CSV row is fatal instead of skipped")
+    ins.add_argument("--decode", action="store_true", help="folder: decode every image's pixels, not only headers")
+    ins.add_argument("--check-files", action="store_true",
+                     help="VinDr root: read every DICOM header; list unreadable files and sizes the CSV gets wrong")
     add_dicomweb_arguments(ins)
     ins.set_defaults(func=_cmd_inspect)
     return parser

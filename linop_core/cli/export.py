@@ -2,6 +2,7 @@
 
     linop-export generate ROOT OUT.h5 --n N [--engine biharmonic|mat] [--model CKPT] [--candidates K]
                  [--seed S] [--device D] [--shard I/N] [--boxes CSV] [--append] [--allow-test-sources]
+                 [--check-sources]
     linop-export merge OUT.h5 SHARD.h5 [SHARD.h5 ...]
     linop-export coco SET.h5 OUT_DIR [--approved-only]
     linop-export verify SET.h5
@@ -11,7 +12,9 @@
 boxes, or read from ``--boxes``) or out-paints around the findings of abnormal VinDr-CXR images. Work unit
 ``i`` (one source image, ``K`` candidates, samples ``i*K .. i*K+K-1``) depends only on ``--seed`` and ``i``;
 ``--shard I/N`` runs the units with ``i % N == I``, so shards merged with ``merge`` equal one unsharded run.
-Interrupted runs resume when started again with the same arguments.
+Interrupted runs resume when started again with the same arguments. A source DICOM that cannot be read is
+skipped (the unit draws the next source), recorded in the set and listed at the end; ``--check-sources``
+reads the whole pool first instead.
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ from linop_core.cli.export_dicom import add_dicom_parser
 from linop_core.engines import EngineKind, EngineSpec, make_engine
 from linop_core.errors import DataError, LinopError
 from linop_core.progress import tqdm_progress
+from linop_core.sources import ImageSource
 from linop_core.synthset.batch import BatchOptions, vindr_job, write_set
 from linop_core.vindr import root_task
 from linop_core.vocab import BOX_HOLES, Decision, HoleKind, Task
 
 PROG = "linop-export"
+MAX_SKIPS_LISTED = 20
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -80,6 +85,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     job = vindr_job(args.root, batch_options(args), engine)
     if job.n_units is not None and args.n is not None and args.n > job.n_units:
         raise DataError(args.boxes, f"has {job.n_units} box row(s), fewer than --n {args.n}")
+    if args.check_sources:
+        _check_pool(args, job.sources)
 
     def resuming(done: int, total: int) -> None:
         print(f"{PROG}: resuming: {done} of {total} unit(s) already done", file=sys.stderr)
@@ -91,10 +98,29 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     )
     manifest = result.manifest or {}
     print(f"wrote {args.out}: {manifest.get('n_samples', 0)} sample(s), sha256 {manifest.get('sha256')}")
+    if result.skipped:
+        print(f"skipped {len(result.skipped)} source(s) that could not be used (recorded in the set's /audit/events):")
+        for skip in result.skipped[:MAX_SKIPS_LISTED]:
+            print(f"  {skip.line()}")
+        if len(result.skipped) > MAX_SKIPS_LISTED:
+            print(f"  ... {len(result.skipped) - MAX_SKIPS_LISTED} more")
     shard_index, shard_count = args.shard
     if shard_count > 1:
         print(f"shard {shard_index}/{shard_count}: merge all shards with `{PROG} merge OUT.h5 SHARD.h5 ...`")
     return 0
+
+
+def _check_pool(args: argparse.Namespace, sources: Sequence[ImageSource]) -> None:
+    """``--check-sources``: read every pool source before any work; list and refuse unreadable ones."""
+    from linop_core.synthset.skips import check_sources
+
+    problems = check_sources(sources, progress=tqdm_progress(unit="source", enabled=not args.no_progress))
+    for problem in problems:
+        print(f"{PROG}: cannot read source {problem.file} ({problem.image_id}): {problem.reason}", file=sys.stderr)
+    if problems:
+        raise DataError(args.root, f"{len(problems)} of {len(sources)} pool source(s) cannot be read (listed above); "
+                        "remove them, or run without --check-sources to skip them (each skip is recorded in the set)")
+    print(f"{PROG}: all {len(sources)} pool source(s) read without error", file=sys.stderr)
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
@@ -164,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--feather", type=float, help="blend ramp width in source pixels (default: automatic)")
     gen.add_argument("--margin", type=float, help="CXR: source pixels kept around each finding (default 16)")
     gen.add_argument("--no-anatomy-check", action="store_true", help="do not require boxes inside the breast")
+    gen.add_argument("--check-sources", action="store_true",
+                     help="read every pool DICOM before starting and stop if any cannot be read (without it, an "
+                     "unreadable source is skipped: its unit draws the next one, and the skip is recorded)")
     gen.add_argument("--gzip-level", type=int, default=4, choices=range(10), metavar="0-9", help="compression (4)")
     gen.add_argument("--no-progress", action="store_true", help="no progress bar")
     gen.set_defaults(func=_cmd_generate)

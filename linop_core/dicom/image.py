@@ -45,11 +45,14 @@ class DicomMeta:
     rows: int
     columns: int
     sop_class_uid: str | None = None
+    # False: no 128-byte preamble and 'DICM' marker (an ACR-NEMA style file, read in pydicom's force mode)
+    has_preamble: bool = True
     series_instance_uid: str | None = None
     bits_allocated: int = 16
     pixel_representation: int = 0
     voi_lut_explanations: tuple[str | None, ...] = ()
     patient_orientation: tuple[str, ...] = ()  # PatientOrientation (row, column directions), e.g. ('P', 'L')
+    body_part_examined: str | None = None
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,25 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut, get_decoder
-from pydicom.uid import UID, ExplicitVRLittleEndian
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
+from linop_core.dicom.decoding import DecodeFailure, decode_stored
 from linop_core.dicom.image import GREYSCALE, DicomImage, DicomMeta, VoiWindow
+from linop_core.dicom.limits import (
+    DEFAULT_LIMITS,
+    DicomLimits,
+    SizeBoundedReader,
+    check_declared_pixel_size,
+    check_inflated_size,
+    declared_pixel_bytes,
+    looks_like_dataset_start,
+)
 from linop_core.errors import DicomError
 
 # JPEG, JPEG-LS and JPEG 2000 code streams all end with the marker FF D9 (EOI / EOC). libjpeg decodes a
@@ -27,22 +43,28 @@ from linop_core.errors import DicomError
 _JPEG_FAMILY_PREFIXES = ("1.2.840.10008.1.2.4.5", "1.2.840.10008.1.2.4.7", "1.2.840.10008.1.2.4.8",
                          "1.2.840.10008.1.2.4.9", "1.2.840.10008.1.2.4.20")
 _END_OF_CODESTREAM = b"\xff\xd9"
+# float32 holds every output value below this (the rescaled range and the inversion axis lo + hi).
+_FLOAT32_SAFE = 1e37
 
 
-def read_dicom(path: str | PathLike[str], *, read_pixels: bool = True) -> DicomImage:
+def read_dicom(
+    path: str | PathLike[str], *, read_pixels: bool = True, limits: DicomLimits = DEFAULT_LIMITS
+) -> DicomImage:
     """Read one greyscale DICOM image.
 
     With ``read_pixels=False`` only the header is parsed (pydicom's ``stop_before_pixels``); ``pixels`` and
     ``padding_mask`` are then empty (0, 0) arrays. Raises DicomError for anything that is not a single-frame
-    greyscale image that can be decoded correctly.
+    greyscale image that can be decoded correctly, and before allocating more than ``limits`` allow.
+    Files without the Part-10 preamble (ACR-NEMA style) are read in pydicom's force mode;
+    ``meta.has_preamble`` then says so.
     """
     path_str = os.fspath(path)
-    ds = _read_dataset(path_str, stop_before_pixels=not read_pixels)
+    ds, has_preamble = _read_dataset(path_str, stop_before_pixels=not read_pixels, limits=limits)
     try:
-        _check_is_greyscale_image(path_str, ds)
+        _check_is_greyscale_image(path_str, ds, limits)
         inverted = _is_inverted(ds)
         value_range = _output_range(ds)
-        meta = _build_meta(path_str, ds, inverted, value_range)
+        meta = _build_meta(path_str, ds, inverted, value_range, has_preamble)
         voi_lut_source = _voi_lut_source(ds)
     except DicomError:
         raise
@@ -68,20 +90,37 @@ def read_dicom(path: str | PathLike[str], *, read_pixels: bool = True) -> DicomI
     return DicomImage(pixels, meta, inverted, padding_mask, value_range, voi_lut_source)
 
 
-def read_dicom_meta(path: str | PathLike[str]) -> DicomMeta:
+def read_dicom_meta(path: str | PathLike[str], *, limits: DicomLimits = DEFAULT_LIMITS) -> DicomMeta:
     """Header only, fast: the metadata of :func:`read_dicom` without decoding pixels."""
-    return read_dicom(path, read_pixels=False).meta
+    return read_dicom(path, read_pixels=False, limits=limits).meta
 
 
-def _read_dataset(path: str, *, stop_before_pixels: bool) -> Dataset:
+def _read_dataset(path: str, *, stop_before_pixels: bool, limits: DicomLimits) -> tuple[Dataset, bool]:
+    """The dataset and whether the file had the Part-10 preamble and 'DICM' marker."""
     if not os.path.exists(path):
         raise DicomError(path, "file not found")
     if os.path.isdir(path):
         raise DicomError(path, "is a folder, not a DICOM file")
-    with warnings.catch_warnings(record=True) as caught:
+    try:
+        reader = SizeBoundedReader(path)
+    except OSError as exc:
+        raise DicomError(path, f"cannot read the file ({exc.strerror or exc})") from exc
+    with reader, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+            head = reader.read(132)
+            has_preamble = head[128:132] == b"DICM"
+            if not has_preamble and not looks_like_dataset_start(head):
+                raise DicomError(
+                    path, "not a DICOM file (no 'DICM' marker after the 128-byte preamble, and no DICOM element "
+                    "at the start as in ACR-NEMA files)"
+                )
+            reader.seek(0)
+            _check_deflated_size(path, reader, limits)
+            reader.seek(0)
+            ds = pydicom.dcmread(reader, stop_before_pixels=stop_before_pixels, force=not has_preamble)
+        except DicomError:
+            raise
         except InvalidDicomError as exc:
             raise DicomError(path, "not a DICOM file (no 'DICM' marker after the 128-byte preamble)") from exc
         except (EOFError, OSError) as exc:
@@ -90,14 +129,42 @@ def _read_dataset(path: str, *, stop_before_pixels: bool) -> Dataset:
             raise DicomError(path, f"not a readable DICOM file ({type(exc).__name__}: {exc})") from exc
     for record in caught:
         text = str(record.message)
-        # pydicom drops an encapsulated Pixel Data element cut by the end of the file and only warns.
+        # pydicom drops an element cut by the end of the file (or one whose length runs past it) and only warns.
         if "End of file reached" in text:
             raise DicomError(path, "file is truncated (end of file reached inside an element: Pixel Data)")
+        if not has_preamble and "Expected explicit VR, but found implicit VR" in text:
+            continue  # pydicom's guess for a file without meta information; it then reads it correctly
         warnings.warn_explicit(record.message, record.category, record.filename, record.lineno)
-    return ds
+    _complete_transfer_syntax(path, ds)
+    return ds, has_preamble
 
 
-def _check_is_greyscale_image(path: str, ds: Dataset) -> None:
+def _check_deflated_size(path: str, reader: SizeBoundedReader, limits: DicomLimits) -> None:
+    """Bound a Deflated Explicit VR Little Endian dataset before pydicom inflates it in one piece."""
+    from pydicom.filereader import _read_file_meta_info, read_preamble
+
+    read_preamble(reader, True)
+    meta = _read_file_meta_info(reader)
+    if meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+        check_inflated_size(path, reader, limits.max_inflated_bytes)
+
+
+def _complete_transfer_syntax(path: str, ds: Dataset) -> None:
+    """A file without a Transfer Syntax UID (ACR-NEMA, no meta information) is in the encoding pydicom found;
+    its pixels are native then, unless they are encapsulated, whose codec nothing names."""
+    file_meta = getattr(ds, "file_meta", None)
+    if file_meta is not None and file_meta.get("TransferSyntaxUID"):
+        return
+    if "PixelData" in ds and ds["PixelData"].is_undefined_length:
+        raise DicomError(path, "compressed pixel data but no Transfer Syntax UID names the codec; cannot decode")
+    implicit, little = ds.original_encoding
+    syntax = ImplicitVRLittleEndian if implicit else (ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+    if file_meta is None:
+        ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = syntax
+
+
+def _check_is_greyscale_image(path: str, ds: Dataset, limits: DicomLimits) -> None:
     if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
         raise DicomError(path, "float pixel data is not supported; LINOP reads integer radiographs")
     if "Rows" not in ds or "Columns" not in ds:
@@ -123,6 +190,8 @@ def _check_is_greyscale_image(path: str, ds: Dataset) -> None:
         )
     if "BitsStored" not in ds or "BitsAllocated" not in ds:
         raise DicomError(path, "Bits Stored / Bits Allocated missing; the pixel data cannot be interpreted")
+    declared = declared_pixel_bytes(rows, cols, samples, frames, int(ds.BitsAllocated or 0))
+    check_declared_pixel_size(path, declared, limits.max_pixel_bytes)
 
 
 def _sop_class_name(ds: Dataset) -> str:
@@ -153,9 +222,22 @@ def _rescale(ds: Dataset) -> tuple[float, float] | None:
     intercept = ds.get("RescaleIntercept")
     slope_f = 1.0 if slope is None or slope == "" else float(slope)
     intercept_f = 0.0 if intercept is None or intercept == "" else float(intercept)
+    for name, value in (("Rescale Slope", slope_f), ("Rescale Intercept", intercept_f)):
+        if not math.isfinite(value) or abs(value) > _FLOAT32_SAFE:
+            raise DicomError(
+                _path_of(ds), f"{name} is {value:g}: the modality LUT would make every pixel NaN or infinite "
+                "(damaged header; fix or remove the Rescale Slope / Intercept)"
+            )
+    if slope_f == 0.0:
+        raise DicomError(_path_of(ds), "Rescale Slope is 0: every pixel would have the same value (damaged header)")
     if slope_f == 1.0 and intercept_f == 0.0:
         return None
     return slope_f, intercept_f
+
+
+def _path_of(ds: Dataset) -> str:
+    name = getattr(ds, "filename", None)
+    return str(name) if isinstance(name, str | PathLike) else "DICOM file"
 
 
 def _output_range(ds: Dataset) -> tuple[float, float]:
@@ -169,6 +251,11 @@ def _output_range(ds: Dataset) -> tuple[float, float]:
         return float(lo), float(hi)
     slope, intercept = rescale
     a, b = lo * slope + intercept, hi * slope + intercept
+    if max(abs(a), abs(b)) > _FLOAT32_SAFE / 2:  # the inversion axis a + b must stay finite too
+        raise DicomError(
+            _path_of(ds), f"Rescale Slope {slope:g} / Intercept {intercept:g} map the stored values outside the "
+            "range a float image can hold (damaged header)"
+        )
     return (min(a, b), max(a, b))
 
 
@@ -191,15 +278,23 @@ def _to_output_units(
     return value_range[0] + value_range[1] - value if inverted else value
 
 
-def _build_meta(path: str, ds: Dataset, inverted: bool, value_range: tuple[float, float]) -> DicomMeta:
+def _build_meta(
+    path: str, ds: Dataset, inverted: bool, value_range: tuple[float, float], has_preamble: bool = True
+) -> DicomMeta:
     centers = [_float_or_none(v) for v in _as_list(ds.get("WindowCenter"))]
     widths = [_float_or_none(v) for v in _as_list(ds.get("WindowWidth"))]
     explanations = _as_list(ds.get("WindowCenterWidthExplanation"))
     axis = value_range[0] + value_range[1]
     windows: list[VoiWindow] = []
     for i, (center, width) in enumerate(zip(centers, widths, strict=False)):
-        if center is None or width is None or not math.isfinite(center) or not (width > 0):
-            continue  # an unusable pair (empty, NaN or non-positive width) is not a window
+        for name, value in (("Window Center", center), ("Window Width", width)):
+            if value is not None and not (math.isfinite(value) and abs(value) < _FLOAT32_SAFE):
+                raise DicomError(
+                    path, f"{name} {i + 1} is {value:g}: the display window would make the image NaN (damaged "
+                    "header; fix or remove the window)"
+                )
+        if center is None or width is None or not (width > 0):
+            continue  # an unusable pair (empty or non-positive width) is not a window
         explanation = _str_or_none(explanations[i]) if i < len(explanations) else None
         windows.append(VoiWindow(axis - center if inverted else center, width, explanation))
 
@@ -232,11 +327,13 @@ def _build_meta(path: str, ds: Dataset, inverted: bool, value_range: tuple[float
         rows=int(ds.Rows),
         columns=int(ds.Columns),
         sop_class_uid=_str_or_none(ds.get("SOPClassUID")),
+        has_preamble=has_preamble,
         series_instance_uid=_str_or_none(ds.get("SeriesInstanceUID")),
         bits_allocated=int(ds.BitsAllocated),
         pixel_representation=int(ds.get("PixelRepresentation", 0) or 0),
         voi_lut_explanations=tuple(_str_or_none(item.get("LUTExplanation")) for item in voi_luts),
         patient_orientation=tuple(str(v).strip() for v in _as_list(ds.get("PatientOrientation")) if str(v).strip()),
+        body_part_examined=_str_or_none(ds.get("BodyPartExamined")),
     )
 
 
@@ -296,10 +393,9 @@ def _decode_stored(path: str, ds: Dataset, meta: DicomMeta) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # excess padding after valid pixel data is harmless
-            stored = ds.pixel_array
-    except Exception as exc:
-        reason = " ".join(str(exc).split())
-        raise DicomError(path, f"pixel data cannot be decoded ({syntax.name}): {reason}") from exc
+            stored, _decoder = decode_stored(ds, syntax)
+    except DecodeFailure as exc:
+        raise DicomError(path, f"pixel data cannot be decoded ({syntax.name}): {exc}") from exc
     if stored.shape != (meta.rows, meta.columns):
         raise DicomError(
             path,

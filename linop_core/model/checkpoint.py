@@ -1,7 +1,8 @@
 """LINOP's own checkpoint format: state dicts, preset, config and metadata in one ``torch.save`` file.
 
 A checkpoint holds only tensors and plain Python values and is always read with ``torch.load(weights_only=True)``,
-so opening one can never run code. Layout (format version 1)::
+so opening one can never run code, after :mod:`linop_core.model.pickle_guard` has bounded what it may
+allocate. Layout (format version 1)::
 
     {"format": "linop-mat", "format_version": 1, "preset": "mat-512", "config": {...},
      "G_ema": {name: tensor}, "G": {...} | None, "D": {...} | None,
@@ -26,9 +27,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from linop_core.diskspace import full_disk_as_error, require_space
 from linop_core.errors import ModelError
 from linop_core.fileio import atomic_open
 from linop_core.model.config import PRESETS, MatConfig, config_from_dict, config_to_dict, get_config
+from linop_core.model.pickle_guard import guarded_torch_load
 from linop_core.model.presets import build_discriminator, build_generator
 
 FORMAT_NAME = "linop-mat"
@@ -96,10 +99,28 @@ def _config_dict(config: MatConfig | Mapping[str, Any]) -> dict[str, Any]:
     raise TypeError(f"config must be a MatConfig or a dict, got {type(config).__name__}")
 
 
+def payload_bytes(obj: Any) -> int:
+    """The tensor bytes in a (nested) ``torch.save`` payload: about the file's size (zip records are stored)."""
+    if isinstance(obj, Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, Mapping):
+        return sum(payload_bytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(payload_bytes(v) for v in obj)
+    return 0
+
+
 def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
-    """``torch.save`` to a temporary file next to ``path``, fsync, then ``os.replace``."""
-    with atomic_open(path) as f:
-        torch.save(obj, f)
+    """``torch.save`` to a temporary file next to ``path``, fsync, then ``os.replace``.
+
+    Raises:
+        DiskFullError: not enough room (checked first, and if the disk fills meanwhile); nothing is left behind
+            and ``path``, if it existed, is untouched.
+    """
+    needed = payload_bytes(obj) + (64 << 10)
+    require_space(path, needed)
+    with full_disk_as_error(path, needed), atomic_open(path) as f:
+        torch.save(obj, f)  # torch reports a full disk as RuntimeError ("file write failed")
 
 
 def save_checkpoint(
@@ -155,7 +176,7 @@ def is_checkpoint(path: str | os.PathLike[str]) -> bool:
     if not path.is_file() or not zipfile.is_zipfile(path):
         return False
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        payload = guarded_torch_load(path, what="the checkpoint", map_location="cpu", mmap=True)
     except Exception:
         return False
     return isinstance(payload, dict) and payload.get("format") == FORMAT_NAME
@@ -183,14 +204,19 @@ def load_checkpoint(
     path = Path(path)
     if not path.is_file():
         raise ModelError(path, "checkpoint not found")
-    if not zipfile.is_zipfile(path):
+    with open(path, "rb") as f:
+        zip_signature = f.read(4) == b"PK\x03\x04"
+    if not zip_signature and not zipfile.is_zipfile(path):
         raise ModelError(
             path,
             "not a LINOP checkpoint; an official MAT .pkl or a converted .pth must first be converted with "
             f"'linop-model import {path.name} --out NAME.pt'",
         )
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        # bounded first (a cut file says so; a crafted one cannot allocate), then weights-only: never runs code
+        payload = guarded_torch_load(path, what="the checkpoint", map_location=map_location)
+    except ModelError:
+        raise
     except Exception as exc:
         raise ModelError(
             path, f"not a LINOP checkpoint or refused by the safe loader ({type(exc).__name__}); "

@@ -19,14 +19,10 @@ buffers of the shifted-window blocks, which are recomputed at run time and there
 
 from __future__ import annotations
 
-import codecs
-import io
 import math
 import os
-import pickle
 import re
 import zipfile
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,127 +36,24 @@ from linop_core.errors import ModelError
 from linop_core.hashing import sha256_file
 from linop_core.model.checkpoint import save_checkpoint
 from linop_core.model.config import PRESETS, config_to_dict, get_config
+from linop_core.model.pickle_guard import guarded_torch_load
 from linop_core.model.presets import build_discriminator, build_generator
+from linop_core.model.snapshot_pickle import (
+    EasyDictRecord as EasyDictRecord,  # re-exported: the snapshot pickle's records and refusal live there
+)
+from linop_core.model.snapshot_pickle import (
+    PersistentRecord,
+    PlainModuleRecord,
+    load_snapshot_pickle,
+)
+from linop_core.model.snapshot_pickle import RestrictedUnpickler as RestrictedUnpickler
+from linop_core.model.snapshot_pickle import UnsafePickleError as UnsafePickleError
 
 NETWORK_NAMES = ("G_ema", "G", "D")
 # torch.save (legacy, non-zip) files start with this pickled integer.
 _TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 # Keys of the official generator that this project recomputes instead of storing.
 _DROPPED_KEY = re.compile(r"(^|\.)attn_mask$")
-
-
-class UnsafePickleError(ModelError):
-    """A pickle asked for something outside the allow-list (it might run code)."""
-
-
-# -------------------------------------------------------------------------------------------------------------
-# Inert stand-ins for the objects of an official pickle
-
-
-class PersistentRecord:
-    """What ``torch_utils.persistence._reconstruct_persistent_obj(meta)`` leaves behind: the meta, unexecuted.
-
-    ``meta`` holds ``class_name``, ``module_src`` (never executed) and ``state``: the module's ``__dict__``.
-    """
-
-    def __init__(self, meta: Any) -> None:
-        self.meta = meta
-
-    @property
-    def class_name(self) -> str:
-        return str(self.meta.get("class_name", "?")) if isinstance(self.meta, dict) else "?"
-
-    @property
-    def state(self) -> dict[str, Any]:
-        state = self.meta.get("state") if isinstance(self.meta, dict) else None
-        return state if isinstance(state, dict) else {}
-
-
-class PlainModuleRecord:
-    """A stateless or container ``torch.nn`` module (ModuleList, Sequential, Softmax …), kept as its state."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.state: dict[str, Any] = {}
-
-    def __setstate__(self, state: Any) -> None:
-        self.state = state if isinstance(state, dict) else {}
-
-
-class EasyDictRecord(dict):
-    """``dnnlib.util.EasyDict`` without importing dnnlib."""
-
-    def __setstate__(self, state: Any) -> None:
-        if isinstance(state, dict):
-            self.update(state)
-
-
-def _persistent_record(meta: Any) -> PersistentRecord:
-    return PersistentRecord(meta)
-
-
-def _storage_from_bytes(data: bytes) -> Any:
-    # torch's own ``torch.storage._load_from_bytes`` calls torch.load(weights_only=False) on these bytes,
-    # which would reopen the door this unpickler closes.
-    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-
-
-_PLAIN_TORCH_MODULES = {
-    "torch.nn.modules.container": {"ModuleList", "Sequential", "ModuleDict"},
-    "torch.nn.modules.activation": {"Softmax", "GELU", "ReLU", "LeakyReLU", "Sigmoid", "Tanh"},
-    "torch.nn.modules.normalization": {"LayerNorm"},
-    "torch.nn.modules.pooling": {"AdaptiveAvgPool2d"},
-    "torch.nn.modules.dropout": {"Dropout"},
-    "torch.nn.modules.linear": {"Identity"},
-    "torch.nn.modules.module": {"Module"},
-}
-
-_ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
-    ("torch_utils.persistence", "_reconstruct_persistent_obj"): _persistent_record,
-    ("dnnlib.util", "EasyDict"): EasyDictRecord,
-    ("dnnlib", "EasyDict"): EasyDictRecord,
-    ("collections", "OrderedDict"): OrderedDict,
-    ("builtins", "set"): set,
-    ("builtins", "frozenset"): frozenset,
-    ("builtins", "bytearray"): bytearray,
-    ("_codecs", "encode"): codecs.encode,
-    ("torch._utils", "_rebuild_tensor"): torch._utils._rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
-    ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): torch._utils._rebuild_parameter_with_state,
-    ("torch.storage", "_load_from_bytes"): _storage_from_bytes,
-    ("torch", "Size"): torch.Size,
-    ("numpy", "dtype"): np.dtype,
-    ("numpy", "ndarray"): np.ndarray,
-}
-for _numpy_core in ("numpy.core.multiarray", "numpy._core.multiarray"):
-    _ALLOWED_GLOBALS[(_numpy_core, "scalar")] = getattr(np, "_core", np).multiarray.scalar
-    _ALLOWED_GLOBALS[(_numpy_core, "_reconstruct")] = getattr(np, "_core", np).multiarray._reconstruct
-for _module, _names in _PLAIN_TORCH_MODULES.items():
-    for _name in _names:
-        _ALLOWED_GLOBALS[(_module, _name)] = PlainModuleRecord
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickles official MAT snapshots while refusing every global outside a fixed allow-list."""
-
-    def __init__(self, file: io.BufferedIOBase, path: str | os.PathLike[str]) -> None:
-        super().__init__(file)
-        self._path = path
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return _ALLOWED_GLOBALS[(module, name)]
-        except KeyError:
-            raise UnsafePickleError(
-                self._path,
-                f"refused to load: the pickle asks for '{module}.{name}', which could run code; only MAT "
-                "weight snapshots (tensors, arrays, plain containers) are accepted",
-            ) from None
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise UnsafePickleError(
-            self._path, "refused to load: unexpected persistent id in a plain pickle; is this a MAT .pkl?"
-        )
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -213,13 +106,7 @@ def _as_plain(value: Any) -> Any:
 
 def _read_snapshot(path: Path) -> tuple[dict[str, dict[str, Tensor]], dict[str, dict[str, Any]]] | None:
     """Networks and init kwargs of a plain-pickle snapshot; None if the file is a legacy torch.save file."""
-    with open(path, "rb") as f:
-        try:
-            data = RestrictedUnpickler(f, path).load()
-        except ModelError:
-            raise
-        except Exception as exc:
-            raise ModelError(path, f"not a readable MAT pickle ({type(exc).__name__}: {exc})") from exc
+    data = load_snapshot_pickle(path)
     if isinstance(data, int) and data == _TORCH_LEGACY_MAGIC:
         return None
     if not isinstance(data, dict):
@@ -272,7 +159,9 @@ def read_official(path: str | os.PathLike[str]) -> OfficialWeights:
     if not path.is_file():
         raise ModelError(path, "file not found; give the path of an official MAT .pkl or a converted .pth")
     digest = sha256_file(path)
-    if zipfile.is_zipfile(path):
+    with open(path, "rb") as f:
+        zip_signature = f.read(4) == b"PK\x03\x04"  # a cut zip is no zip to is_zipfile, but still a .pth
+    if zip_signature or zipfile.is_zipfile(path):
         layout: Literal["pickle", "state_dict"] = "state_dict"
         networks = _state_dict_networks(_torch_load(path), path)
         kwargs: dict[str, dict[str, Any]] = {}
@@ -290,7 +179,9 @@ def read_official(path: str | os.PathLike[str]) -> OfficialWeights:
 
 def _torch_load(path: Path) -> Any:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return guarded_torch_load(path, what="the state dict", map_location="cpu")
+    except ModelError:
+        raise
     except Exception as exc:
         raise ModelError(path, f"refused or unreadable state dict ({type(exc).__name__}: {exc})") from exc
 

@@ -39,7 +39,8 @@ class _SessionSink:
     def done_units(self) -> frozenset[int]:
         return frozenset(self._done)
 
-    def commit(self, unit: int, samples: Sequence[SynthSample]) -> None:
+    def commit(self, unit: int, samples: Sequence[SynthSample], events: Sequence[str] = ()) -> None:
+        # skipped sources reach the caller through run()'s BatchRun; the session keeps candidates only
         for sample in samples:
             c = sample.candidate
             entry = self.session.store_candidate(image_id=sample.source.image_id, box_index=None, candidate=c)

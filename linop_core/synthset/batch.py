@@ -12,12 +12,18 @@ e.g. in-memory phantoms).
 batch sets up a writer. Both report ``progress(done, total)`` per unit and stop between units when
 ``cancel()`` turns true; committed units stay committed, so running the same job again resumes.
 
+A VinDr unit whose source cannot be read draws the next source from its own random stream (see
+:mod:`linop_core.synthset.skips`): the skip is committed with the unit as an audit event and counted in
+:class:`BatchRun` / :class:`SetResult`, so a damaged file neither stops the batch nor is passed over in
+silence, and a resume meets the same draws.
+
 Front doors: ``linop-export generate``, the GUI's batch dialog, ``linop-bench`` and the demo-model proof.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +31,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from linop_core.anatomy import breast_mask
+from linop_core.anatomy import placement_mask
 from linop_core.dicom import DicomImage
 from linop_core.engines import Engine
-from linop_core.errors import DataError, LinopError
+from linop_core.errors import DataError, DicomError, LinopError
 from linop_core.hashing import sha256_file, sha256_lines
 from linop_core.progress import Progress
 from linop_core.sources import DicomSource, ImageSource
@@ -42,8 +48,16 @@ from linop_core.synthset.plan import (
     sample_mass_box,
     unit_rng,
 )
-from linop_core.synthset.reader import next_free
+from linop_core.synthset.reader import SynthSet, next_free
 from linop_core.synthset.records import SynthSample
+from linop_core.synthset.skips import (
+    MAX_REDRAWS,
+    SourceSkip,
+    size_mismatch_event,
+    skip_reason,
+    skips_from_events,
+    source_file,
+)
 from linop_core.synthset.writer import SynthSetWriter
 from linop_core.vindr import ALL_LABELS, LOCAL_LABELS, CxrDataset, ImageRecord, MammoDataset, open_dataset
 from linop_core.vocab import HoleKind, Task
@@ -80,11 +94,20 @@ class BatchOptions:
 @dataclass(frozen=True)
 class UnitPlan:
     """What one unit synthesises. ``request`` may be None when the request depends on the loaded pixels
-    (a mass box sampled inside the breast); ``make_request`` then builds it from the image."""
+    (a mass box sampled inside the breast); ``make_request`` then builds it from the image.
+
+    ``skippable``: a source that cannot be read (DicomError) or cannot take the request (DataError) is
+    skipped and recorded instead of failing the run; ``redraw(excluded_image_ids)`` then plans the same unit
+    on another source (from the unit's own random stream), and without ``redraw`` the unit is committed
+    empty. ``expected_size`` (height, width), e.g. from a VinDr CSV, is compared with the loaded image.
+    """
 
     source: ImageSource
     request: SynthesisRequest | None = None
     make_request: Callable[[DicomImage | np.ndarray], SynthesisRequest] | None = field(default=None, repr=False)
+    skippable: bool = False
+    redraw: Callable[[frozenset[str]], UnitPlan] | None = field(default=None, repr=False)
+    expected_size: tuple[int, int] | None = None
 
     def request_for(self, image: DicomImage | np.ndarray) -> SynthesisRequest:
         if self.request is not None:
@@ -111,6 +134,7 @@ class BatchJob:
     box_label_names: tuple[str, ...] = ()
     global_label_names: tuple[str, ...] = ()
     allow_test_split: bool = False
+    sources: tuple[ImageSource, ...] = ()  # the pool units draw from (what --check-sources reads)
 
     def units(self, n: int | None = None, *, start: int = 0, shard: tuple[int, int] = (0, 1)) -> list[int]:
         """Unit numbers ``start .. start+n-1`` (``n`` None: all the job defines) that belong to ``shard``
@@ -129,18 +153,51 @@ class BatchJob:
         return [u for u in range(start, start + n) if u % count == index]
 
 
-def run_unit(job: BatchJob, unit: int) -> list[SynthSample]:
+@dataclass(frozen=True)
+class UnitOutcome:
+    """A unit's samples, the sources it skipped, and the audit events to commit with it."""
+
+    samples: list[SynthSample]
+    skipped: tuple[SourceSkip, ...] = ()
+    events: tuple[str, ...] = ()
+
+
+def run_unit(job: BatchJob, unit: int) -> UnitOutcome:
     """Synthesise the candidates of one unit (deterministic in the job's seed and ``unit``)."""
     plan = job.plan(unit)
-    image = plan.source.load()
-    request = plan.request_for(image)
+    skipped: list[SourceSkip] = []
+    while True:
+        try:
+            image = plan.source.load()
+            request = plan.request_for(image)
+            break
+        except (DicomError, DataError) as exc:
+            if not plan.skippable:
+                raise
+            skipped.append(SourceSkip(unit, plan.source.info.image_id, source_file(plan.source), skip_reason(exc)))
+            if plan.redraw is None:  # the unit stands for this very source: it is done, empty
+                return UnitOutcome([], tuple(skipped), tuple(s.event() for s in skipped))
+            if len(skipped) >= MAX_REDRAWS:
+                raise DataError(
+                    source_file(plan.source), f"unit {unit}: {len(skipped)} sources in a row could not be used "
+                    f"(this one: {skipped[-1].reason}); check the pool with --check-sources"
+                ) from exc
+            plan = plan.redraw(frozenset(s.image_id for s in skipped))
+    events = [s.event() for s in skipped]
+    if isinstance(image, DicomImage) and plan.expected_size is not None:
+        actual = (image.meta.rows, image.meta.columns)
+        if actual != plan.expected_size:
+            events.append(size_mismatch_event(unit, plan.source, plan.expected_size, actual))
+            warnings.warn(f"{image.meta.path}: the CSV records {plan.expected_size[0]}x{plan.expected_size[1]} "
+                          f"(height x width) but the file is {actual[0]}x{actual[1]}", stacklevel=2)
     candidates = synthesize(image, request, job.engine, anatomy_check=job.anatomy_check, image_name=plan.source.name)
     pixels = image.pixels if isinstance(image, DicomImage) else np.asarray(image)
     info = plan.source.info_with(image)
-    return [
+    samples = [
         SynthSample(index=unit * job.candidates + k, candidate=c, source_pixels=pixels, source=info)
         for k, c in enumerate(candidates)
     ]
+    return UnitOutcome(samples, tuple(skipped), tuple(events))
 
 
 class UnitSink(Protocol):
@@ -149,7 +206,9 @@ class UnitSink(Protocol):
     @property
     def done_units(self) -> frozenset[int]: ...
 
-    def commit(self, unit: int, samples: Sequence[SynthSample]) -> None: ...
+    def commit(self, unit: int, samples: Sequence[SynthSample], events: Sequence[str] = ()) -> None:
+        """Store a unit's samples with its audit events (JSON lines, e.g. skipped sources), all or nothing."""
+        ...
 
 
 @dataclass
@@ -157,24 +216,28 @@ class SampleCollector:
     """A :class:`UnitSink` that keeps the samples in memory (small runs, tests, the proof)."""
 
     samples: dict[int, list[SynthSample]] = field(default_factory=dict)
+    events: dict[int, list[str]] = field(default_factory=dict)
 
     @property
     def done_units(self) -> frozenset[int]:
         return frozenset(self.samples)
 
-    def commit(self, unit: int, samples: Sequence[SynthSample]) -> None:
+    def commit(self, unit: int, samples: Sequence[SynthSample], events: Sequence[str] = ()) -> None:
         self.samples[unit] = list(samples)
+        if events:
+            self.events[unit] = list(events)
 
 
 @dataclass(frozen=True)
 class BatchRun:
-    """What :func:`run` did: units asked for, already done before (resumed), made now, and whether it was
-    cancelled before the end."""
+    """What :func:`run` did: units asked for, already done before (resumed), made now, whether it was
+    cancelled before the end, and the sources the units made now skipped."""
 
     units: int
     resumed: int
     made: int
     cancelled: bool
+    skipped: tuple[SourceSkip, ...] = ()
 
 
 def run(
@@ -189,23 +252,28 @@ def run(
     wanted = list(units)
     todo = [u for u in wanted if u not in sink.done_units]
     made = 0
+    skipped: list[SourceSkip] = []
     for unit in todo:
         if cancel is not None and cancel():
-            return BatchRun(len(wanted), len(wanted) - len(todo), made, True)
-        sink.commit(unit, run_unit(job, unit))
+            return BatchRun(len(wanted), len(wanted) - len(todo), made, True, tuple(skipped))
+        outcome = run_unit(job, unit)
+        sink.commit(unit, outcome.samples, outcome.events)
+        skipped += outcome.skipped
         made += 1
         if progress is not None:
             progress(made, len(todo))
-    return BatchRun(len(wanted), len(wanted) - len(todo), made, False)
+    return BatchRun(len(wanted), len(wanted) - len(todo), made, False, tuple(skipped))
 
 
 @dataclass(frozen=True)
 class SetResult:
-    """A finished (or cancelled) :func:`write_set`: the run, and the manifest when the set was assembled."""
+    """A finished (or cancelled) :func:`write_set`: the run, the manifest when the set was assembled, and every
+    source the set's units skipped (read back from the set, so units of earlier, resumed runs count too)."""
 
     path: Path
     run: BatchRun
     manifest: dict[str, Any] | None
+    skipped: tuple[SourceSkip, ...] = ()
 
     @property
     def n_samples(self) -> int:
@@ -252,8 +320,11 @@ def write_set(
         resuming(done, len(units))
     result = run(job, units, writer, progress=progress, cancel=cancel)
     if result.cancelled:
-        return SetResult(out_path, result, None)
-    return SetResult(out_path, result, writer.finish(progress=finish_progress))
+        return SetResult(out_path, result, None, result.skipped)
+    manifest = writer.finish(progress=finish_progress)
+    with SynthSet(out_path) as finished:
+        skipped = tuple(skips_from_events(finished.audit_events()))
+    return SetResult(out_path, result, manifest, skipped)
 
 
 # ----------------------------------------------------------------------------------------------- VinDr jobs
@@ -311,6 +382,8 @@ def vindr_job(root: str | os.PathLike[str], options: BatchOptions, engine: Engin
         "outpaint": outpaint_options if task is Task.OUTPAINT else None,
         "mass_box_source": None if mass_model is None else ("fallback" if mass_model.is_fallback else "training"),
         "mass_box_count": None if mass_model is None else len(mass_model.boxes),
+        # where sampled boxes may go; a spool made with another rule must not be resumed by this one
+        "mass_placement": None if mass_model is None else "breast without the pectoral muscle (MLO)",
         "anatomy_check": options.anatomy_check,
     }
     planner = _VindrPlanner(task, dataset, pool, options, box_requests, mass_model, inpaint_options,
@@ -321,6 +394,7 @@ def vindr_job(root: str | os.PathLike[str], options: BatchOptions, engine: Engin
         box_label_names=("Mass",) if task is Task.INPAINT else LOCAL_LABELS,
         global_label_names=() if task is Task.INPAINT else ALL_LABELS,
         allow_test_split=options.allow_test_sources,
+        sources=tuple({r.image_id: DicomSource.from_record(r) for r in pool}.values()),
     )
 
 
@@ -348,7 +422,8 @@ class _VindrPlanner:
     outpaint_options: dict[str, Any]
 
     def plan(self, unit: int) -> UnitPlan:
-        # The draw order (source, seeds, then the box) is part of the job's identity: keep it.
+        # The draw order (source, seeds, then the box) is part of the job's identity: keep it. A source that
+        # cannot be used is replaced by the next draw from the same stream (after the seeds and any box).
         rng = unit_rng(self.options.seed, unit)
         if self.box_requests is not None:
             if not 0 <= unit < len(self.box_requests):
@@ -359,7 +434,22 @@ class _VindrPlanner:
             given = None
             record = pick_source(rng, self.pool)
         seeds = candidate_seeds(rng, self.options.candidates)
+        return self._plan_for(record, rng, seeds, given)
+
+    def _redraw(self, rng: np.random.Generator, seeds: tuple[int, ...], excluded: frozenset[str]) -> UnitPlan:
+        if len(excluded) >= len({r.image_id for r in self.pool}):
+            raise DataError(self.dataset.root, "no source in the pool can be read; check it with --check-sources")
+        record = pick_source(rng, self.pool)
+        while record.image_id in excluded:
+            record = pick_source(rng, self.pool)
+        return self._plan_for(record, rng, seeds, None)
+
+    def _plan_for(
+        self, record: ImageRecord, rng: np.random.Generator, seeds: tuple[int, ...], given: BoxRequest | None
+    ) -> UnitPlan:
         source = DicomSource.from_record(record)
+        size = (record.height, record.width) if record.height and record.width else None
+        redraw = None if given is not None else (lambda excluded: self._redraw(rng, seeds, excluded))
         if self.task is Task.OUTPAINT:
             findings = [f for f in record.findings if f.box is not None]
             request = OutpaintRequest(
@@ -367,21 +457,22 @@ class _VindrPlanner:
                 box_labels=tuple(f.categories[0] for f in findings), seeds=seeds,
                 global_labels=tuple(record.labels), **self.outpaint_options,
             )
-            return UnitPlan(source, request)
+            return UnitPlan(source, request, skippable=True, redraw=redraw, expected_size=size)
         if given is not None:
-            return UnitPlan(source, InpaintRequest(box=given.box, seeds=seeds, category=given.label,
-                                                   **self.inpaint_options))
+            request = InpaintRequest(box=given.box, seeds=seeds, category=given.label, **self.inpaint_options)
+            return UnitPlan(source, request, skippable=True, expected_size=size)
         mass_model = self.mass_model
         assert mass_model is not None
 
         def sampled(image: DicomImage | np.ndarray) -> SynthesisRequest:
             assert isinstance(image, DicomImage)
-            breast = breast_mask(image.pixels, padding_mask=image.padding_mask)
-            box = sample_mass_box(rng, mass_model, breast, size_jitter=self.options.size_jitter,
+            allowed = placement_mask(image.pixels, "breast", padding_mask=image.padding_mask, view=record.view,
+                                     laterality=record.laterality)
+            box = sample_mass_box(rng, mass_model, allowed, size_jitter=self.options.size_jitter,
                                   image_name=source.name)
             return InpaintRequest(box=box, seeds=seeds, category="Mass", **self.inpaint_options)
 
-        return UnitPlan(source, make_request=sampled)
+        return UnitPlan(source, make_request=sampled, skippable=True, redraw=redraw, expected_size=size)
 
 
 # ----------------------------------------------------------------------------------------------- explicit jobs

@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from linop_core.diskspace import full_disk_as_error, require_space
 from linop_core.errors import DataError
-from linop_core.fileio import atomic_open, atomic_write_text
+from linop_core.fileio import atomic_open
 from linop_core.synthset.reader import SampleRecord, SynthSet
 from linop_core.synthset.records import DECISION_CODES
 from linop_core.synthset.store import Progress
@@ -73,9 +74,20 @@ def _as_uint16(pixels: np.ndarray, set_path: Path, index: int) -> np.ndarray:
     )
 
 
+_RESUME = "the files written so far are complete: free space and run the same export again"
+
+
 def _save_png(array: np.ndarray, path: Path) -> None:
-    with atomic_open(path) as handle:
-        Image.fromarray(array).save(handle, format="PNG")
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    _write_file(path, buffer.getvalue())
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """``data`` into ``path`` atomically, after checking the room it needs (encoded first: the size is exact)."""
+    require_space(path, len(data), resume=_RESUME)
+    with full_disk_as_error(path, len(data), resume=_RESUME), atomic_open(path) as handle:
+        handle.write(data)  # atomic_open removes its temporary file on any failure
 
 
 def _csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -184,7 +196,7 @@ def export_coco(
             "annotations": annotations,
         }
     coco_json = out / COCO_FILE
-    atomic_write_text(coco_json, json.dumps(coco, indent=1) + "\n")
+    _write_file(coco_json, (json.dumps(coco, indent=1) + "\n").encode("utf-8"))
     written = tables.write(out)
     return CocoExport(coco_json, image_dir, mask_dir, tuple(written), len(images), len(annotations))
 
@@ -231,13 +243,13 @@ class VindrCsvTables:
             from linop_core.vindr.mammo import FINDING_COLUMNS  # the reader's schema; here to keep synthset light
 
             header = [*FINDING_COLUMNS, *extra_header]
-            atomic_write_text(out / MAMMO_CSV, _csv_text(header, self.mammo_rows))
+            _write_file(out / MAMMO_CSV, _csv_text(header, self.mammo_rows).encode("utf-8"))
             written.append(out / MAMMO_CSV)
         if self.cxr_label_rows:
             box_header = ["image_id", "rad_id", "class_name", "x_min", "y_min", "x_max", "y_max", *extra_header]
-            atomic_write_text(out / CXR_BOX_CSV, _csv_text(box_header, self.cxr_box_rows))
+            _write_file(out / CXR_BOX_CSV, _csv_text(box_header, self.cxr_box_rows).encode("utf-8"))
             label_header = ["image_id", "rad_id", *self.global_label_names, *extra_header]
-            atomic_write_text(out / CXR_LABEL_CSV, _csv_text(label_header, self.cxr_label_rows))
+            _write_file(out / CXR_LABEL_CSV, _csv_text(label_header, self.cxr_label_rows).encode("utf-8"))
             written += [out / CXR_BOX_CSV, out / CXR_LABEL_CSV]
         return written
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import h5py
 
+from linop_core.diskspace import full_disk_as_error, require_space
 from linop_core.errors import DataError
 from linop_core.fileio import atomic_write_text
 from linop_core.hashing import sha256_file
@@ -66,7 +67,12 @@ def build_manifest(set_path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def write_manifest(set_path: str | os.PathLike[str]) -> dict[str, Any]:
     manifest = build_manifest(set_path)
-    atomic_write_text(manifest_path(set_path), json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    sidecar = manifest_path(set_path)
+    resume = f"the set is complete: free space and run `linop-export verify {Path(set_path).name} --rewrite`"
+    require_space(sidecar, len(text), resume=resume)
+    with full_disk_as_error(sidecar, len(text), resume=resume):
+        atomic_write_text(sidecar, text)
     return manifest
 
 

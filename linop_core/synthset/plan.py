@@ -7,13 +7,13 @@ Mass boxes for in-painting (VinDr-Mammo) are sampled from the real Mass boxes of
 box is picked at random; its width and height, relative to its own image, are scaled to the target image and
 jittered; its centre is put at the same relative position in the target when the box then lies in the breast
 (or at the mirrored position, since left and right breasts face opposite ways), else at a random breast
-pixel. Without any real mass box the size comes from a log-normal fitted to VinDr-Mammo's Mass boxes on the
-dominant 3518 x 2800 grid (median 232 x 238 px, IQR 158-329 x 161-346 px), scaled to the target image.
+pixel; on MLO views the breast here excludes the pectoral muscle. Without any real mass box the size comes
+from a log-normal fitted to VinDr-Mammo's Mass boxes on the dominant 3518 x 2800 grid (median 232 x 238 px,
+IQR 158-329 x 161-346 px), scaled to the target image.
 """
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +24,7 @@ import numpy as np
 from linop_core.anatomy import box_inside_fraction
 from linop_core.errors import DataError
 from linop_core.vindr import Box, ImageRecord
+from linop_core.vindr.csvfile import detect_encoding, iter_lines, open_text
 
 # VinDr-Mammo Mass boxes (vindr-data.md 1.2): median and interquartile range, on the 3518 x 2800 grid.
 VINDR_GRID_HW = (3518.0, 2800.0)
@@ -103,10 +104,11 @@ def sample_mass_box(
     tries: int = 100,
     image_name: str = "image",
 ) -> Box:
-    """A box for a new mass on a normal mammogram whose ``breast`` mask (bool (H, W)) is given.
+    """A box for a new mass on a normal mammogram whose allowed region ``breast`` (bool (H, W)) is given: the
+    breast, without the pectoral muscle on MLO views (:func:`linop_core.anatomy.placement_mask`).
 
-    At least ``min_inside`` of the box lies in the breast; boxes that cannot be placed shrink by 20 % and
-    try again.
+    At least ``min_inside`` of the box lies in the allowed region; boxes that cannot be placed shrink by 20 %
+    and try again.
     """
     shape = (int(breast.shape[0]), int(breast.shape[1]))
     height, width = shape
@@ -145,32 +147,47 @@ BOX_CSV_COLUMNS = ("image_id", "xmin", "ymin", "xmax", "ymax")
 
 
 def read_box_csv(path: str | Path, default_label: str = "Mass") -> list[BoxRequest]:
-    """``image_id,xmin,ymin,xmax,ymax[,label]`` rows, in file order (row ``i`` becomes unit ``i``)."""
+    """``image_id,xmin,ymin,xmax,ymax[,label]`` rows, in file order (row ``i`` becomes unit ``i``).
+
+    Every problem is fatal (a unit must not silently move to another row): a DataError naming the line.
+    """
     path = Path(path)
-    try:
-        handle = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise DataError(path, f"cannot open: {exc.strerror or exc}") from exc
+    encoding = detect_encoding(path)
+    if encoding.is_fallback:
+        raise DataError(path, f"{encoding.describe()}; save the box CSV as UTF-8", encoding.foreign_line)
     requests: list[BoxRequest] = []
-    with handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in BOX_CSV_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            expected = ",".join(BOX_CSV_COLUMNS)
-            raise DataError(path, f"missing column(s) {', '.join(missing)}; expected {expected}[,label]", 1)
-        for row in reader:
-            line = reader.line_num
-            try:
-                x0, y0, x1, y1 = (float(row[c]) for c in BOX_CSV_COLUMNS[1:])
-            except (TypeError, ValueError):
-                raise DataError(path, "box coordinates must be numbers", line) from None
-            if not all(math.isfinite(v) for v in (x0, y0, x1, y1)) or x1 <= x0 or y1 <= y0:
-                raise DataError(path, f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) is empty or inverted", line)
-            image_id = (row["image_id"] or "").strip()
-            if not image_id:
-                raise DataError(path, "image_id is empty", line)
-            label = (row.get("label") or "").strip() or default_label
-            requests.append(BoxRequest(image_id, (x0, y0, x1, y1), label))
+    try:
+        with open_text(path, encoding) as handle:
+            lines = iter_lines(handle)
+            first = next(lines, None)
+            header = [h.strip() for h in (first.fields or [])] if first is not None else []
+            missing = [c for c in BOX_CSV_COLUMNS if c not in header]
+            if missing:
+                expected = ",".join(BOX_CSV_COLUMNS)
+                raise DataError(path, f"missing column(s) {', '.join(missing)}; expected {expected}[,label]", 1)
+            for line in lines:
+                if line.fields is None:
+                    raise DataError(path, line.error or "unreadable line", line.number)
+                if len(line.fields) != len(header):
+                    raise DataError(path, f"expected {len(header)} fields, found {len(line.fields)}", line.number)
+                row = {k: v.strip() for k, v in zip(header, line.fields, strict=True)}
+                requests.append(_box_request(path, line.number, row, default_label))
+    except OSError as exc:
+        raise DataError(path, f"cannot read: {exc.strerror or exc}") from exc
     if not requests:
         raise DataError(path, "no boxes in this CSV")
     return requests
+
+
+def _box_request(path: Path, line: int, row: dict[str, str], default_label: str) -> BoxRequest:
+    try:
+        x0, y0, x1, y1 = (float(row[c]) for c in BOX_CSV_COLUMNS[1:])
+    except (TypeError, ValueError):
+        raise DataError(path, "box coordinates must be numbers", line) from None
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)) or x1 <= x0 or y1 <= y0:
+        raise DataError(path, f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) is empty or inverted", line)
+    image_id = row["image_id"]
+    if not image_id:
+        raise DataError(path, "image_id is empty", line)
+    label = row.get("label") or default_label
+    return BoxRequest(image_id, (x0, y0, x1, y1), label)

@@ -25,6 +25,7 @@ writing), so storing it twice would only double the file.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from collections import Counter
@@ -224,15 +225,32 @@ def append_audit(file: h5py.File, events: Sequence[str]) -> None:
     dataset[start:] = np.asarray(list(events), dtype=object)
 
 
-def write_unit_file(
-    path: Path,
+def unit_file_bytes(
     unit: int,
     samples: Sequence[SynthSample],
     attrs: Mapping[str, Any],
     chunk_limit: int,
     gzip_level: int = GZIP_LEVEL,
+    events: Sequence[str] = (),
+) -> bytes:
+    """The samples of one work unit as a small complete set, built in memory (the resumable spool's building
+    block): its exact size is known before a byte goes to disk, and a full disk fails a plain file write,
+    not HDF5 halfway through its metadata."""
+    buffer = io.BytesIO()
+    write_unit_file(buffer, unit, samples, attrs, chunk_limit, gzip_level, events)
+    return buffer.getvalue()
+
+
+def write_unit_file(
+    path: Path | io.BytesIO,
+    unit: int,
+    samples: Sequence[SynthSample],
+    attrs: Mapping[str, Any],
+    chunk_limit: int,
+    gzip_level: int = GZIP_LEVEL,
+    events: Sequence[str] = (),
 ) -> None:
-    """Write the samples of one work unit as a small complete set (the resumable spool's building block)."""
+    """Write the samples of one work unit as a small complete set to ``path`` (a file name or a buffer)."""
     rows = [meta_row(sample, unit) for sample in samples]
     columns = columns_from_rows(rows)
     with h5py.File(path, "w") as file:
@@ -241,6 +259,7 @@ def write_unit_file(
             write_sample_group(group, sample, chunk_limit, gzip_level)
         write_meta(file, columns)
         set_root_attrs(file, columns, attrs)
+        append_audit(file, events)
 
 
 def assemble(

@@ -11,17 +11,22 @@ A killed export resumes from the spool with the same options; a killed finish si
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
+import sys
+import traceback
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import h5py
 
+from linop_core.diskspace import full_disk_as_error, require_space
 from linop_core.errors import DataError
 from linop_core.fileio import atomic_write_text
 from linop_core.synthset.manifest import write_manifest
@@ -34,11 +39,13 @@ from linop_core.synthset.store import (
     check_schema,
     read_meta,
     read_root_attrs,
-    write_unit_file,
+    unit_file_bytes,
 )
 
 _HEADER = "header.json"
 _UNIT_PREFIX = "unit_"
+_RESUME = "the units committed so far are kept: free space and run the same command again to resume"
+ASSEMBLY_OVERHEAD = 1 << 20  # the /meta table, root attributes and HDF5 bookkeeping of an assembled set
 
 
 def utc_now() -> str:
@@ -122,8 +129,10 @@ class SynthSetWriter:
             if not self.path.parent.is_dir():
                 raise DataError(self.path.parent, "output folder does not exist; create it first")
             self.header = {**wanted, "export_id": str(uuid.uuid4()), "created_utc": utc_now()}
-            self.spool.mkdir(exist_ok=True)
-            atomic_write_text(header_file, json.dumps(self.header, indent=2, sort_keys=True))
+            text = json.dumps(self.header, indent=2, sort_keys=True)
+            with full_disk_as_error(header_file, len(text)):
+                self.spool.mkdir(exist_ok=True)
+                atomic_write_text(header_file, text)
         for unit_file in self.spool.glob(f"{_UNIT_PREFIX}*.h5"):
             self._done.add(int(unit_file.stem[len(_UNIT_PREFIX) :]))
         if self.path.exists():
@@ -164,8 +173,10 @@ class SynthSetWriter:
         """Units already committed (in the spool or, when appending, in the existing set)."""
         return frozenset(self._done)
 
-    def commit(self, unit: int, samples: Sequence[SynthSample]) -> None:
-        """Check and durably store the samples of one unit (possibly none: the unit is then done, empty)."""
+    def commit(self, unit: int, samples: Sequence[SynthSample], events: Sequence[str] = ()) -> None:
+        """Check and durably store the samples of one unit (possibly none: the unit is then done, empty), with
+        its audit ``events`` (JSON strings, e.g. the sources it skipped), which the set's ``/audit/events``
+        keeps."""
         if unit in self._done:
             raise ValueError(f"unit {unit} is already committed to {self.path}")
         indices = [sample.index for sample in samples]
@@ -175,9 +186,14 @@ class SynthSetWriter:
             check_sample(sample, self.path, allow_test_split=self.allow_test_split)
         final = self.spool / f"{_UNIT_PREFIX}{unit:09d}.h5"
         tmp = final.with_name(final.name + ".tmp")
-        write_unit_file(tmp, unit, samples, self._attrs(), self.chunk_limit, self.gzip_level)
-        _fsync(tmp)
-        os.replace(tmp, final)
+        data = unit_file_bytes(unit, samples, self._attrs(), self.chunk_limit, self.gzip_level, events)
+        require_space(self.spool, len(data), resume=_RESUME)
+        with full_disk_as_error(final, len(data), resume=_RESUME, cleanup=lambda _: tmp.unlink(missing_ok=True)):
+            with open(tmp, "xb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, final)
         self._done.add(unit)
 
     def _attrs(self) -> dict[str, Any]:
@@ -222,16 +238,16 @@ class SynthSetWriter:
         units = sorted(self.spool.glob(f"{_UNIT_PREFIX}*.h5"))
         partial = partial_path(self.path)
         base = self.path if self.path.exists() else None
-        assemble(
-            partial,
-            units,
-            self._attrs(),
-            base=base,
-            label_path=self.path,
-            progress=progress,
-            audit_events=audit_events,
-        )
-        _fsync(partial)
+        with _assembling(partial, self.path, [*units, *([base] if base else [])], _RESUME):
+            assemble(
+                partial,
+                units,
+                self._attrs(),
+                base=base,
+                label_path=self.path,
+                progress=progress,
+                audit_events=audit_events,
+            )
         os.replace(partial, self.path)
         manifest = write_manifest(self.path)
         shutil.rmtree(self.spool)
@@ -295,7 +311,39 @@ def merge_sets(
         "merged_from": [{"file": p.name, "export_id": a["export_id"]} for p, a in zip(paths, input_attrs, strict=True)],
     }
     partial = partial_path(out_path)
-    assemble(partial, paths, attrs, label_path=out_path, progress=progress)
-    _fsync(partial)
+    resume = "the input sets are untouched: free space and run the same merge again"
+    with _assembling(partial, out_path, paths, resume):
+        assemble(partial, paths, attrs, label_path=out_path, progress=progress)
     os.replace(partial, out_path)
     return write_manifest(out_path)
+
+
+@contextmanager
+def _assembling(partial: Path, target: Path, inputs: Sequence[Path], resume: str) -> Iterator[None]:
+    """Room for ``partial``, on its way to ``target`` (the inputs' bytes: compressed chunks are copied as they
+    are), checked first; on any failure the partial file is removed, HDF5's objects of the failed file are
+    let go quietly (they report their own write errors as they die), and a full disk becomes one
+    DiskFullError line about ``target``."""
+    needed = sum(path.stat().st_size for path in inputs) + ASSEMBLY_OVERHEAD
+    require_space(target, needed, resume=resume)
+
+    def cleanup(exc: BaseException) -> None:
+        _release_quietly(exc)
+        partial.unlink(missing_ok=True)
+
+    with full_disk_as_error(target, needed, resume=resume, cleanup=cleanup):
+        yield
+        _fsync(partial)
+
+
+def _release_quietly(exc: BaseException) -> None:
+    previous = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None  # h5py's "Exception ignored in ObjectID.__dealloc__" noise
+    try:
+        cause: BaseException | None = exc
+        while cause is not None:
+            traceback.clear_frames(cause.__traceback__)
+            cause = cause.__cause__ or cause.__context__
+        gc.collect()
+    finally:
+        sys.unraisablehook = previous

@@ -31,7 +31,6 @@ the task.
 
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,8 +38,10 @@ from pathlib import Path
 from typing import Literal
 
 from linop_core.errors import DataError, DicomError
+from linop_core.vindr.csvfile import read_header
 from linop_core.vindr.fusion import FusionConfig, fuse_reader_boxes
 from linop_core.vindr.records import (
+    DuplicateRows,
     Finding,
     ImageRecord,
     ProblemLog,
@@ -49,7 +50,9 @@ from linop_core.vindr.records import (
     clip_box,
     parse_box,
     parse_float,
+    plain_id,
     read_csv_rows,
+    shorten,
 )
 
 LOCAL_LABELS: tuple[str, ...] = (
@@ -108,15 +111,11 @@ def canonical_label(name: str) -> str:
     try:
         return _CANONICAL[name.strip().lower()]
     except KeyError:
-        raise RowError(f"unknown class {name!r}") from None
+        raise RowError(f"unknown class {shorten(name)!r}") from None
 
 
 def _header(path: Path) -> list[str]:
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            return [h.strip() for h in next(csv.reader(handle), [])]
-    except (OSError, csv.Error) as exc:
-        raise DataError(path, f"cannot read the header: {exc}") from exc
+    return read_header(path)
 
 
 def _reader_column(header: list[str]) -> str | None:
@@ -273,9 +272,7 @@ def _read_labels(path: Path, split: str, images: dict[str, _Image], log: Problem
     rows_per_image: dict[str, int] = defaultdict(int)
     for line, row in read_csv_rows(path, required, log):
         try:
-            image_id = row["image_id"]
-            if not image_id:
-                raise RowError("empty image_id")
+            image_id = plain_id(row["image_id"], "image_id")
             img = images.get(image_id) or _Image(split)  # registered only once the row is valid
             if img.split != split:
                 raise RowError(f"image {image_id} is also listed in the {img.split} split")
@@ -314,11 +311,14 @@ def _read_annotations(path: Path, split: str, images: dict[str, _Image], log: Pr
     required = list(KAGGLE_COLUMNS if kaggle else ANNOTATION_COLUMNS)
     if reader_col and reader_col not in required:
         required.append(reader_col)
+    seen = DuplicateRows()
     for line, row in read_csv_rows(path, required, log):
+        first = seen.first_line(line, row)
+        if first is not None:  # a repeated reader box would weigh twice in the fusion and move the fused box
+            log.duplicate(path, line, first)
+            continue
         try:
-            image_id = row["image_id"]
-            if not image_id:
-                raise RowError("empty image_id")
+            image_id = plain_id(row["image_id"], "image_id")
             label = canonical_label(row["class_name"])
             if kaggle and not row["class_id"].isdigit():
                 raise RowError(f"class_id {row['class_id']!r} is not a whole number")
@@ -339,6 +339,8 @@ def _read_annotations(path: Path, split: str, images: dict[str, _Image], log: Pr
             img.readers.add(reader)
         if box is not None:
             img.boxes.append((Finding((label,), box, None, reader, 1.0), path, line))
+        elif label in LOCAL_LABELS:
+            log.without_box(path, line, (label,))
 
 
 def _image_size(path: Path, log: ProblemLog) -> tuple[int | None, int | None]:

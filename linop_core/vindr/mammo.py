@@ -11,7 +11,6 @@ The in-painting "normal" pool is breast BI-RADS 1 (as the paper's "No finding" i
 
 from __future__ import annotations
 
-import ast
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 from linop_core.errors import DataError
 from linop_core.vindr.records import (
     Box,
+    DuplicateRows,
     Finding,
     ImageRecord,
     ProblemLog,
@@ -27,7 +27,9 @@ from linop_core.vindr.records import (
     is_empty,
     parse_box,
     parse_int,
+    plain_id,
     read_csv_rows,
+    shorten,
 )
 
 MAMMO_CATEGORIES: tuple[str, ...] = (
@@ -103,29 +105,49 @@ class _ImageBase:
     findings: list[Finding] = field(default_factory=list)
 
 
+# finding_categories is a Python list literal of category names; a bounded scanner, not a Python parser,
+# reads it (ast.literal_eval on a 100 kB literal nested deeply runs out of memory).
+MAX_CATEGORIES_CHARS = 512
+_CATEGORY_ITEM = re.compile(r"""\s*(?:'([^'\\]*)'|"([^"\\]*)")\s*""")
+
+
 def parse_categories(text: str) -> tuple[str, ...]:
-    """``"['Suspicious Calcification', 'Mass']"`` -> ``('Suspicious Calcification', 'Mass')``."""
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        raise RowError(f"finding_categories {text!r} is not a list string like ['Mass']") from None
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list | tuple) or not value or not all(isinstance(v, str) for v in value):
-        raise RowError(f"finding_categories {text!r} is not a non-empty list of names")
-    names = tuple(v.strip() for v in value)
+    """``"['Suspicious Calcification', 'Mass']"`` -> ``('Suspicious Calcification', 'Mass')``.
+
+    Accepts a list or tuple of quoted names, or one quoted name; at most :data:`MAX_CATEGORIES_CHARS`.
+    """
+    text = text.strip()
+    if len(text) > MAX_CATEGORIES_CHARS:
+        raise RowError(f"finding_categories is {len(text)} characters long (at most {MAX_CATEGORIES_CHARS})")
+    if text[:1] + text[-1:] in ("[]", "()"):
+        inner, bracketed = text[1:-1], True
+    else:
+        inner, bracketed = text, False
+    names: list[str] = []
+    pos = 0
+    while pos < len(inner):
+        match = _CATEGORY_ITEM.match(inner, pos)
+        if match is None or (not bracketed and names):
+            raise RowError(f"finding_categories {shorten(text)!r} is not a list string like ['Mass']")
+        names.append(match.group(1) if match.group(1) is not None else match.group(2))
+        pos = match.end()
+        if pos < len(inner):
+            if inner[pos] != ",":
+                raise RowError(f"finding_categories {shorten(text)!r} is not a list string like ['Mass']")
+            pos += 1
+    names = [n.strip() for n in names]
+    if not names:
+        raise RowError(f"finding_categories {shorten(text)!r} is not a non-empty list of names")
     unknown = [n for n in names if n not in MAMMO_CATEGORIES]
     if unknown:
-        raise RowError(f"unknown finding category {', '.join(map(repr, unknown))}")
+        raise RowError(f"unknown finding category {', '.join(repr(shorten(n)) for n in unknown)}")
     if NO_FINDING in names and len(names) > 1:
-        raise RowError(f"finding_categories {text!r} mixes 'No Finding' with lesions")
-    return names
+        raise RowError(f"finding_categories {shorten(text)!r} mixes 'No Finding' with lesions")
+    return tuple(names)
 
 
 def _parse_base(row: dict[str, str]) -> _ImageBase:
-    image_id, study_id = row["image_id"], row["study_id"]
-    if not image_id or not study_id:
-        raise RowError("empty image_id or study_id")
+    image_id, study_id = plain_id(row["image_id"], "image_id"), plain_id(row["study_id"], "study_id")
     laterality = row["laterality"] or None
     if laterality not in (None, "L", "R"):
         raise RowError(f"laterality {laterality!r} is not L or R")
@@ -189,6 +211,7 @@ class MammoDataset:
             raise DataError(root, reason)
         log = ProblemLog(strict)
         bases: dict[str, _ImageBase] = {}
+        base_lines: dict[str, int] = {}
         if breast_csv.is_file():
             for line, row in read_csv_rows(breast_csv, BREAST_LEVEL_COLUMNS, log):
                 try:
@@ -197,11 +220,18 @@ class MammoDataset:
                     log.skip(breast_csv, line, str(exc))
                     continue
                 if base.image_id in bases:
-                    log.skip(breast_csv, line, f"image_id {base.image_id} listed twice")
+                    reason = f"image_id {base.image_id} listed twice (first on line {base_lines[base.image_id]})"
+                    log.skip(breast_csv, line, reason)
                     continue
                 bases[base.image_id] = base
+                base_lines[base.image_id] = line
         if finding_csv.is_file():
+            seen = DuplicateRows()
             for line, row in read_csv_rows(finding_csv, FINDING_COLUMNS, log):
+                first = seen.first_line(line, row)
+                if first is not None:  # the same box twice would be two masses
+                    log.duplicate(finding_csv, line, first)
+                    continue
                 try:
                     row_base = _parse_base(row)
                     base = bases.get(row_base.image_id, row_base)
@@ -211,6 +241,8 @@ class MammoDataset:
                     continue
                 bases.setdefault(base.image_id, base)
                 if finding is not None:
+                    if finding.box is None:
+                        log.without_box(finding_csv, line, finding.categories)
                     base.findings.append(finding)
         records = [_to_record(root, b) for b in bases.values()]
         log.report.missing_files = sum(not r.exists for r in records)
@@ -272,10 +304,15 @@ def _to_record(root: Path, base: _ImageBase) -> ImageRecord:
 def _read_metadata(path: Path, log: ProblemLog) -> dict[str, dict[str, str]]:
     """Raw ``metadata.csv`` rows keyed by ``SOP Instance UID`` (= image_id); the full schema is not fixed."""
     rows: dict[str, dict[str, str]] = {}
+    lines: dict[str, int] = {}
     for line, row in read_csv_rows(path, ("SOP Instance UID",), log):
         uid = row["SOP Instance UID"]
         if not uid:
             log.skip(path, line, "empty SOP Instance UID")
             continue
+        if uid in rows:
+            log.skip(path, line, f"SOP Instance UID {shorten(uid)} listed twice (first on line {lines[uid]})")
+            continue
         rows[uid] = row
+        lines[uid] = line
     return rows

@@ -7,9 +7,9 @@ warns once per file set), with ``strict=True`` the first one raises :class:`~lin
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
+import re
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from linop_core.errors import DataError
+from linop_core.vindr.csvfile import detect_encoding, iter_lines, open_text
 
 Box = tuple[float, float, float, float]
 
@@ -70,12 +71,21 @@ class ImageRecord:
 
 @dataclass
 class ReadReport:
-    """What happened while reading a dataset's CSV files."""
+    """What happened while reading a dataset's CSV files. Every row that was dropped, de-duplicated or lost its
+    box is counted here and listed in ``problems`` as ``file:line: reason``."""
 
     rows_read: int = 0
     rows_skipped: int = 0
     problems: list[str] = field(default_factory=list)
     missing_files: int = 0
+    rows_deduplicated: int = 0
+    findings_without_box: int = 0
+    files_not_utf8: int = 0
+
+    @property
+    def rows_changed(self) -> int:
+        """Rows not taken exactly as written: skipped, de-duplicated, or a lesion kept without its box."""
+        return self.rows_skipped + self.rows_deduplicated + self.findings_without_box
 
 
 class RowError(ValueError):
@@ -83,7 +93,7 @@ class RowError(ValueError):
 
 
 class ProblemLog:
-    """Collects malformed rows into a :class:`ReadReport`, or raises at the first one when strict."""
+    """Collects what reading changed into a :class:`ReadReport`, or raises at the first change when strict."""
 
     def __init__(self, strict: bool) -> None:
         self.strict = strict
@@ -92,10 +102,32 @@ class ProblemLog:
     def row_read(self) -> None:
         self.report.rows_read += 1
 
-    def skip(self, path: Path, line: int, reason: str) -> None:
+    def _refuse_if_strict(self, path: Path, line: int | None, reason: str) -> None:
         if self.strict:
-            raise DataError(path, f"{reason} (strict mode; fix the row or open without strict)", line)
+            raise DataError(path, f"{reason} (strict mode; fix the file or open without strict)", line)
+
+    def skip(self, path: Path, line: int, reason: str) -> None:
+        self._refuse_if_strict(path, line, reason)
         self.report.rows_skipped += 1
+        self.note(f"{path}:{line}: {reason}")
+
+    def duplicate(self, path: Path, line: int, first_line: int) -> None:
+        """A row identical to an earlier one: counted once."""
+        reason = f"duplicate of line {first_line}; counted once"
+        self._refuse_if_strict(path, line, reason)
+        self.report.rows_deduplicated += 1
+        self.note(f"{path}:{line}: {reason}")
+
+    def without_box(self, path: Path, line: int, categories: Sequence[str]) -> None:
+        """A lesion row whose box is empty (NaN): the label is kept, but there is no box to train or sample."""
+        reason = f"{', '.join(categories)} finding has no box (empty or NaN coordinates); kept as a label only"
+        self._refuse_if_strict(path, line, reason)
+        self.report.findings_without_box += 1
+        self.note(f"{path}:{line}: {reason}")
+
+    def not_utf8(self, path: Path, line: int, reason: str) -> None:
+        self._refuse_if_strict(path, line, f"{reason}; save the file as UTF-8")
+        self.report.files_not_utf8 += 1
         self.note(f"{path}:{line}: {reason}")
 
     def note(self, problem: str) -> None:
@@ -104,52 +136,87 @@ class ProblemLog:
         _log.info("%s", problem)  # one UserWarning per dataset summarises them (warn_summary)
 
     def warn_summary(self, root: Path) -> None:
-        if self.report.problems:
-            first = self.report.problems[0]
+        report = self.report
+        if report.problems:
             warnings.warn(
-                f"{root}: {len(self.report.problems)} problem(s), {self.report.rows_skipped} row(s) skipped; "
-                f"first: {first}",
+                f"{root}: {len(report.problems)} problem(s): {report.rows_skipped} row(s) skipped, "
+                f"{report.rows_deduplicated} duplicate(s) counted once, {report.findings_without_box} finding(s) "
+                f"without a box; first: {report.problems[0]}",
                 stacklevel=3,
             )
+
+
+_PLAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def plain_id(value: str, column: str) -> str:
+    """``value`` if it can name a file or folder inside the dataset (no separators, no '..', no leading dot)."""
+    if not value:
+        raise RowError(f"empty {column}")
+    if not _PLAIN_ID.fullmatch(value):
+        raise RowError(
+            f"{column} {shorten(value)!r} is not a plain id (letters, digits, '.', '_', '-'; at most 128): "
+            "it could point outside the dataset folder"
+        )
+    return value
+
+
+def shorten(text: str, limit: int = 60) -> str:
+    """``text`` cut for a one-line message."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def read_csv_rows(path: Path, required: Sequence[str], log: ProblemLog) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield ``(line_number, row)`` for each data row of ``path``, whose header must hold ``required``.
 
-    A row with the wrong number of fields is reported and skipped here; the caller parses the values.
+    Lines that cannot be split into the header's fields are reported and skipped here (see
+    :mod:`linop_core.vindr.csvfile`); the caller parses the values.
     """
+    encoding = detect_encoding(path)
+    if encoding.is_fallback:
+        assert encoding.foreign_line is not None
+        log.not_utf8(path, encoding.foreign_line, encoding.describe())
     try:
-        handle = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise DataError(path, f"cannot open: {exc.strerror or exc}") from exc
-    with handle:
-        reader = csv.reader(handle)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise DataError(path, "file is empty; expected a header with " + ", ".join(required)) from None
-        except csv.Error as exc:
-            raise DataError(path, f"not a readable CSV file: {exc}", 1) from exc
-        header = [h.strip() for h in header]
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise DataError(path, f"missing column(s) {', '.join(missing)}; is this the right VinDr file?", 1)
-        while True:
-            try:
-                values = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
+        with open_text(path, encoding) as handle:
+            lines = iter_lines(handle)
+            first = next(lines, None)
+            if first is None:
+                raise DataError(path, "file is empty; expected a header with " + ", ".join(required))
+            if first.fields is None:
+                raise DataError(path, f"not a readable CSV file: {first.error}", first.number)
+            header = [h.strip() for h in first.fields]
+            missing = [c for c in required if c not in header]
+            if missing:
+                reason = f"missing column(s) {', '.join(missing)}; is this the right VinDr file?"
+                raise DataError(path, reason, first.number)
+            for line in lines:
+                if line.fields is not None and all(not v.strip() for v in line.fields):
+                    continue
                 log.row_read()
-                log.skip(path, reader.line_num, f"unreadable CSV row ({exc})")
-                continue
-            if not values or all(not v.strip() for v in values):
-                continue
-            log.row_read()
-            if len(values) != len(header):
-                log.skip(path, reader.line_num, f"expected {len(header)} fields, found {len(values)}")
-                continue
-            yield reader.line_num, {k: v.strip() for k, v in zip(header, values, strict=True)}
+                if line.fields is None:
+                    log.skip(path, line.number, line.error or "unreadable line")
+                    continue
+                if len(line.fields) != len(header):
+                    log.skip(path, line.number, f"expected {len(header)} fields, found {len(line.fields)}")
+                    continue
+                yield line.number, {k: v.strip() for k, v in zip(header, line.fields, strict=True)}
+    except OSError as exc:
+        raise DataError(path, f"cannot read: {exc.strerror or exc}") from exc
+
+
+class DuplicateRows:
+    """Remembers rows by content, to count a row repeated in a file once (and say where it first was)."""
+
+    def __init__(self) -> None:
+        self._first: dict[tuple[str, ...], int] = {}
+
+    def first_line(self, line: int, row: dict[str, str]) -> int | None:
+        """The line this row's exact content was first seen on, or None (and remember it) when it is new."""
+        key = tuple(row.values())
+        if key in self._first:
+            return self._first[key]
+        self._first[key] = line
+        return None
 
 
 def is_empty(value: str | None) -> bool:
