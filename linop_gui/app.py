@@ -79,7 +79,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication, QProgressDialog
 
-    from linop_gui.generation import attach_generation
     from linop_gui.main_window import MainWindow
     from linop_gui.settings import APPLICATION, ORGANIZATION, Settings
     from linop_gui.theme import app_icon, apply_theme
@@ -124,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     window = MainWindow(settings, model_path=model, device=args.device)
-    window.generation = attach_generation(window)
+    window.enable_generation()
     base = cache_dir() / "demo"
     labels = {"mammo": "Phantom VinDr-Mammo", "cxr": "Phantom VinDr-CXR"}
     window.set_demo_datasets(

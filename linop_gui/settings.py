@@ -13,11 +13,13 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from linop_core.vocab import HoleKind
+
 ORGANIZATION = "LINOP"
 APPLICATION = "LINOP Studio"
 MAX_RECENT = 10
 THEMES = ("dark", "light")
-HOLE_SHAPES = ("ellipse", "rectangle", "brush")
+HOLE_SHAPES = (HoleKind.ELLIPSE, HoleKind.RECTANGLE, HoleKind.BRUSH)
 
 
 def _as_bool(value: Any, default: bool) -> bool:
@@ -88,15 +90,15 @@ class Settings:
         self.q.setValue("tools/brush_radius", int(value))
 
     @property
-    def hole_shape(self) -> str:
-        value = str(self.q.value("tools/hole_shape", "ellipse"))
-        return value if value in HOLE_SHAPES else "ellipse"
+    def hole_shape(self) -> HoleKind:
+        value = str(self.q.value("tools/hole_shape", HoleKind.ELLIPSE))
+        return HoleKind(value) if value in HOLE_SHAPES else HoleKind.ELLIPSE
 
     @hole_shape.setter
-    def hole_shape(self, value: str) -> None:
+    def hole_shape(self, value: HoleKind | str) -> None:
         if value not in HOLE_SHAPES:
-            raise ValueError(f"hole shape must be one of {HOLE_SHAPES}, got {value!r}")
-        self.q.setValue("tools/hole_shape", value)
+            raise ValueError(f"hole shape must be one of {', '.join(HOLE_SHAPES)}, got {value!r}")
+        self.q.setValue("tools/hole_shape", str(value))
 
     @property
     def outpaint_margin(self) -> float:
@@ -121,6 +123,15 @@ class Settings:
     @show_overlays.setter
     def show_overlays(self, value: bool) -> None:
         self.q.setValue("view/show_overlays", bool(value))
+
+    @property
+    def reviewer(self) -> str:
+        """The reviewer pseudonym recorded with each decision."""
+        return str(self.q.value("review/reviewer", "") or "")
+
+    @reviewer.setter
+    def reviewer(self, value: str) -> None:
+        self.q.setValue("review/reviewer", str(value))
 
     # -- window layout ---------------------------------------------------------------------------------------
     def window_geometry(self) -> QByteArray | None:

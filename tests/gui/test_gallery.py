@@ -13,7 +13,8 @@ from PySide6.QtWidgets import QMainWindow
 
 from linop_core.dicom import VoiWindow
 from linop_core.review.session import ReviewSession
-from linop_gui.gallery import CandidateGallery, make_gallery_item, review_crop, thumbnail
+from linop_gui.gallery import CandidateGallery
+from linop_gui.gallery_items import make_gallery_item, review_crop, thumbnail
 
 WINDOW = VoiWindow(2048.0, 4096.0, "test")
 

@@ -15,8 +15,8 @@ from linop_core.anatomy import breast_mask
 from linop_core.dicom import read_dicom
 from linop_core.engines import EngineSpec
 from linop_core.synthset import SynthSet
-from linop_gui.generation import GenerationController, attach_generation
-from linop_gui.viewer import display_array
+from linop_gui.display import display_array
+from linop_gui.generation import GenerationController
 
 
 @pytest.fixture
@@ -54,13 +54,13 @@ def box_in_breast(path: Path, half: int) -> tuple[float, float, float, float]:
 
 def show_image(qtbot, window, image_id: str) -> None:
     assert window.browser.select(image_id)
-    qtbot.waitUntil(lambda: window.current_entry is not None and window.current_entry.image_id == image_id
-                    and window.current_image is not None
-                    and Path(window.current_image.meta.path) == Path(window.current_entry.path), timeout=30_000)
+    qtbot.waitUntil(lambda: window.workspace.entry is not None and window.workspace.entry.image_id == image_id
+                    and window.workspace.image is not None
+                    and Path(window.workspace.image.meta.path) == Path(window.workspace.entry.path), timeout=30_000)
 
 
 def attach(qtbot, window, spec: EngineSpec) -> GenerationController:
-    controller = attach_generation(window)
+    controller = window.enable_generation()
     qtbot.waitUntil(lambda: controller.engine_info is not None, timeout=30_000)
     if spec != controller.model_worker._runner.spec:
         with qtbot.waitSignal(controller.model_worker.engine_changed, timeout=60_000):
@@ -106,16 +106,16 @@ def test_biharmonic_generate_review_export_and_reopen(qtbot, make_window, mammo_
     image_id, path = normal_training_image(mammo_root)
     show_image(qtbot, window, image_id)
     window.viewer.add_box(box_in_breast(path, 30))
-    assert len(window.current_annotation().boxes) == 1
+    assert len(window.workspace.annotation().boxes) == 1
 
     generate_and_wait(qtbot, controller, 3)
     gallery = controller.gallery
     assert [i.seed for i in gallery.items] == [0, 1, 2]
     assert controller.panel.seed_spin.value() == 3  # the next click makes new seeds
-    session = window.session
+    session = window.workspace.session
     assert len(session.candidates_for(image_id)) == 3
     # The main viewer shows the selected candidate; holding Tab shows the original.
-    original = display_array(window.current_image)
+    original = display_array(window.workspace.image)
     item = gallery.current_item()
     y0, x0 = item.origin
     h, w = item.candidate.shape
@@ -165,8 +165,9 @@ def test_biharmonic_generate_review_export_and_reopen(qtbot, make_window, mammo_
     controller2 = attach(qtbot, again, EngineSpec.biharmonic(64, device="cpu"))
     show_image(qtbot, again, image_id)
     qtbot.waitUntil(lambda: len(controller2.gallery.items) == 3, timeout=30_000)
-    assert len(again.current_annotation().boxes) == 1
-    decisions = {i.candidate_id: again.session.candidates[i.candidate_id].decision for i in controller2.gallery.items}
+    assert len(again.workspace.annotation().boxes) == 1
+    stored = again.workspace.session.candidates
+    decisions = {i.candidate_id: stored[i.candidate_id].decision for i in controller2.gallery.items}
     assert decisions[first] == "approved" and decisions[second] == "rejected"
     assert controller2.panel.seed_spin.value() == 3
     assert not dialogs
@@ -209,7 +210,7 @@ def test_worker_errors_reach_a_dialog_and_the_app_keeps_working(qtbot, make_wind
         controller.generate()
     _, title, text = dialogs[-1]
     assert title == "Out of GPU memory" and "CPU" in text
-    assert controller.gallery.items == [] and window.session.candidates_for(image_id) == []
+    assert controller.gallery.items == [] and window.workspace.session.candidates_for(image_id) == []
 
 
 def test_latest_generate_wins_and_cancel_records_nothing(qtbot, make_window, mammo_root, dialogs) -> None:
@@ -224,13 +225,13 @@ def test_latest_generate_wins_and_cancel_records_nothing(qtbot, make_window, mam
     assert second is not None and second > first
     qtbot.waitUntil(lambda: not controller.model_worker.busy and len(controller.gallery.items) == 2, timeout=30_000)
     assert [i.seed for i in controller.gallery.items] == [2, 3]
-    assert sorted(e.seed for e in window.session.candidates_for(image_id)) == [2, 3]
+    assert sorted(e.seed for e in window.workspace.session.candidates_for(image_id)) == [2, 3]
 
     with qtbot.waitSignal(controller.model_worker.finished, timeout=30_000):
         controller.generate()
         controller.cancel()  # whether it stops mid-way or had just finished, its result is dropped
     qtbot.waitUntil(lambda: not controller.model_worker.busy, timeout=30_000)
-    assert len(window.session.candidates_for(image_id)) == 2 and len(controller.gallery.items) == 2
+    assert len(window.workspace.session.candidates_for(image_id)) == 2 and len(controller.gallery.items) == 2
     assert not controller.panel.cancel_button.isEnabled()
     assert not dialogs
 
@@ -263,7 +264,7 @@ def test_mat_small_generates_a_batch_of_candidates(qtbot, make_window, mammo_roo
     checkpoint = tmp_path / "mat-small-random.pt"
     save_checkpoint(checkpoint, config=mat_small(), preset="mat-small", G_ema=build_generator(mat_small(), seed=0))
     window = make_window(mammo_root, model_path=str(checkpoint), device="cpu")
-    controller = attach_generation(window)
+    controller = window.enable_generation()
     qtbot.waitUntil(lambda: controller.engine_info is not None, timeout=60_000)
     assert controller.engine_info.engine == "mat" and controller.engine_info.model_name == "mat-small"
     assert "MAT mat-small" in window.model_label.text()
@@ -278,7 +279,7 @@ def test_mat_small_generates_a_batch_of_candidates(qtbot, make_window, mammo_roo
     # Different seeds give different candidates (random z and style maps), both differ from the source.
     assert not np.array_equal(items[0].candidate, items[1].candidate)
     assert all(np.any(i.candidate != i.source) for i in items)
-    entry = window.session.candidates[items[0].candidate_id]
+    entry = window.workspace.session.candidates[items[0].candidate_id]
     assert entry.checkpoint_sha256 and entry.model_name == "mat-small"
     assert not dialogs
 
@@ -291,7 +292,7 @@ def test_outpainting_keeps_the_findings_with_their_labels(tmp_path) -> None:
     from linop_core.phantom import make_cxr_dataset
     from linop_core.review.session import ImageAnnotation, LesionBox, ReviewSession
     from linop_core.vindr import open_dataset
-    from linop_gui.generation import GenerateOptions, GenerationRequest, build_tasks, run_generation
+    from linop_gui.generation_jobs import GenerateOptions, GenerationRequest, build_tasks, run_generation
     from linop_gui.worker import JobContext
 
     root = tmp_path / "cxr"
