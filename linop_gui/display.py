@@ -120,3 +120,4 @@ def shown_function(image: DicomImage) -> str:
     """The VOI LUT function the viewer applies: the file's own when the standard defines it, else LINEAR."""
     function = image.meta.voi_lut_function
     return function if function in VOI_FUNCTIONS else "LINEAR"
+

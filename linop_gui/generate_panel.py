@@ -46,6 +46,8 @@ class GeneratePanel(QWidget):
         self.feather_spin.setSpecialValueText("automatic")
         self.feather_spin.setToolTip("Blend ramp width in source pixels (automatic: 15 % of the box)")
         self.selected_only = QCheckBox("Selected box only", self)
+        self.selected_only.setChecked(True)
+        self.selected_only.setToolTip("G generates for the selected box (with none selected: for every box)")
         self.anatomy_check = QCheckBox("Boxes must lie in the breast / chest", self)
         self.anatomy_check.setChecked(True)
         settings_box = QGroupBox("Candidates", self)
@@ -64,6 +66,7 @@ class GeneratePanel(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setTextVisible(True)
+        self.progress.setFormat("No generation yet")
         buttons = QHBoxLayout()
         buttons.addWidget(self.generate_button, 1)
         buttons.addWidget(self.cancel_button)
@@ -84,14 +87,19 @@ class GeneratePanel(QWidget):
             anatomy_check=self.anatomy_check.isChecked(), selected_only=self.selected_only.isChecked(),
         )
 
-    def set_running(self, running: bool) -> None:
+    def set_running(self, running: bool, total: int = 1) -> None:
+        """Starts counting ``total`` candidates, or ends the count (full at 100 %, else where it stopped)."""
         self.cancel_button.setEnabled(running)
         if running:
-            self.progress.setRange(0, 0)  # busy until the first progress report
-        else:
-            self.progress.setRange(0, 1)
+            self.progress.setRange(0, max(total, 1))
             self.progress.setValue(0)
+            self.progress.setFormat("Generating… %v of %m")
+        elif self.progress.value() >= self.progress.maximum():
+            self.progress.setFormat("%v of %m candidate(s) · %p %")
+        else:
+            self.progress.setFormat("Stopped at %v of %m")
 
     def show_progress(self, done: int, total: int) -> None:
+        """``done`` of ``total`` candidates made (or skipped)."""
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(min(done, max(total, 1)))

@@ -16,40 +16,38 @@ from __future__ import annotations
 from functools import partial
 from typing import Protocol
 
-import numpy as np
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDialog, QDockWidget, QMenu, QMessageBox, QWidget
 
 from linop_core.catalog import Catalog, CatalogEntry
-from linop_core.dicom import DicomImage, VoiWindow
+from linop_core.dicom import DicomImage
 from linop_core.engines import EngineKind, EngineSpec
 from linop_core.errors import LinopError
-from linop_core.review.session import CandidateEntry, ReviewSession
+from linop_core.review.session import ReviewSession
 from linop_core.vindr import GLOBAL_LABELS
 from linop_gui.gallery import CandidateGallery
-from linop_gui.gallery_items import GalleryItem
 from linop_gui.generate_panel import GeneratePanel
 from linop_gui.generation_jobs import (
     SEED_LIMIT,
     BoxTask,
+    CandidateMade,
     GenerateOptions,
     GenerationRequest,
     GenerationResult,
     build_tasks,
-    load_items_job,
     run_generation,
 )
 from linop_gui.model_panel import BUNDLED_NOTE, find_bundled_model, initial_engine_spec, save_choice
+from linop_gui.review import ReviewController, ReviewHost
 from linop_gui.settings import Settings
 from linop_gui.shortcuts import ShortcutSpec
 from linop_gui.viewer import ImageViewer
 from linop_gui.window_actions import Menus
 from linop_gui.worker import BackgroundWorker, EngineInfo, WorkerError
-from linop_gui.workspace import DisplayState, ModelInfo, Workspace
+from linop_gui.workspace import MessageLevel, ModelInfo, Workspace
 
 GENERATE_CHANNEL = "generate"
-GALLERY_CHANNEL = "gallery"
 
 __all__ = [
     "BoxTask",
@@ -64,7 +62,7 @@ __all__ = [
 ]
 
 
-class GenerationHost(Protocol):
+class GenerationHost(ReviewHost, Protocol):
     """What the generation side needs from the window it lives in (the main window provides it)."""
 
     menus: Menus
@@ -75,13 +73,7 @@ class GenerationHost(Protocol):
 
     def set_generate_handler(self, handler: ...) -> None: ...
 
-    def set_gallery_widget(self, widget: QWidget, title: str = "Candidates") -> None: ...
-
-    def show_gallery(self) -> None: ...
-
     def add_side_dock(self, dock: QDockWidget) -> None: ...
-
-    def show_status(self, text: str, timeout_ms: int = 4000) -> None: ...
 
 
 class GenerationController(QObject):
@@ -96,25 +88,17 @@ class GenerationController(QObject):
         self.settings = settings
         self.model_worker = BackgroundWorker("linop-model", self)
         self.io_worker = BackgroundWorker("linop-io", self)
-        self.gallery = CandidateGallery()
+        self.review = ReviewController(workspace, host, viewer, self.io_worker, settings, self)
         self.panel = GeneratePanel()
         self.generation_job: int | None = None
-        self.gallery_job: int | None = None
+        self._streamed = 0  # candidates of the running generation received so far
         self.last_result: GenerationResult | None = None
         self.errors: list[WorkerError] = []
-        self._display_cache: tuple[int, np.ndarray] | None = None
-        self._shown_item: GalleryItem | None = None
         self._closed = False
         self._engine_job: int | None = None
         self._pending_spec: EngineSpec | None = None
         self._export_dialog: QDialog | None = None
         self._batch_dialog: QDialog | None = None
-        self._viewer_timer = QTimer(self)
-        self._viewer_timer.setSingleShot(True)
-        self._viewer_timer.setInterval(0)
-        self._viewer_timer.timeout.connect(lambda: self._compare_in_viewer(self.gallery.showing_original))
-
-        host.set_gallery_widget(self.gallery, "Candidates")
         self.dock = QDockWidget("Generate", host.window())
         self.dock.setObjectName("dock_generate")
         self.dock.setWidget(self.panel)
@@ -125,22 +109,14 @@ class GenerationController(QObject):
         self.panel.cancel_button.clicked.connect(self.cancel)
         self.panel.model_panel.load_requested.connect(self.load_engine)
         self.model_worker.progress.connect(self._on_progress)
+        self.model_worker.partial.connect(self._on_candidate_made)
         self.model_worker.result.connect(self._on_model_result)
         self.model_worker.failed.connect(self._on_model_failed)
         self.model_worker.cancelled.connect(self._on_cancelled)
         self.model_worker.finished.connect(self._on_finished)
         self.model_worker.engine_changed.connect(self._on_engine_changed)
-        self.io_worker.result.connect(self._on_io_result)
-        self.io_worker.failed.connect(self._on_io_failed)
         workspace.dataset_opened.connect(self._on_dataset_opened)
         workspace.image_changed.connect(self._on_image_changed)
-        workspace.display_changed.connect(self._sync_gallery_display)
-        self.gallery.candidate_selected.connect(self._show_in_viewer)
-        self.gallery.compare_original.connect(self._compare_in_viewer)
-        self.gallery.reviewed.connect(self._on_reviewed)
-        self.gallery.message.connect(lambda text: host.show_status(text, 5000))
-        self.gallery.reviewer_edit.setText(settings.reviewer)
-        self.gallery.reviewer_edit.textChanged.connect(lambda text: setattr(settings, "reviewer", text))
 
         spec = initial_engine_spec(model_path, device, settings.q)
         self.panel.model_panel.show_spec(spec)
@@ -210,18 +186,20 @@ class GenerationController(QObject):
             tasks = build_tasks(annotation, seeds, options, selected=ws.selected, load_brush=ws.session.load_brush,
                                 findings=tuple(entry.findings), global_labels=_global_labels(ws.catalog, entry))
         except LinopError as exc:
-            self._show_error(WorkerError("input", str(exc)))
+            ws.tell(str(exc), MessageLevel.WARNING)
             return None
         if not tasks:
-            self.host.show_status("Nothing to generate: paint the brush holes first", 5000)
+            ws.tell("Nothing to generate: paint the brush holes first", MessageLevel.WARNING)
             return None
         request = GenerationRequest(entry.image_id, ws.image, tasks, seeds, options.anatomy_check)
+        self._streamed = 0
         self.generation_job = self.model_worker.submit(partial(run_generation, request=request, session=ws.session),
                                                        channel=GENERATE_CHANNEL)
-        self.panel.set_running(True)
-        self.panel.seed_spin.setValue((options.first_seed + options.candidates) % SEED_LIMIT)
         n = len(tasks) * len(seeds)
-        self.host.show_status(f"Generating {n} candidate(s) for {entry.image_id}…", 0)
+        self.panel.set_running(True, n)
+        self.panel.seed_spin.setValue((options.first_seed + options.candidates) % SEED_LIMIT)
+        which = ", ".join(t.label for t in tasks)
+        self.host.show_status(f"Generating {n} candidate(s) for {which} of {entry.image_id}…", 0)
         return self.generation_job
 
     def cancel(self) -> None:
@@ -232,28 +210,29 @@ class GenerationController(QObject):
         if job_id == self.generation_job:
             self.panel.show_progress(done, total)
 
+    def _on_candidate_made(self, job_id: int, payload: object) -> None:
+        """One candidate of the running generation exists: record it and show it now (the first one selected)."""
+        session = self.workspace.session
+        if job_id != self.generation_job or not isinstance(payload, CandidateMade) or session is None:
+            return
+        session.record_candidates([payload.entry])
+        first = self._streamed == 0
+        self._streamed += 1
+        self.review.add_made(payload.item, select=first)
+        if payload.image_id == self.workspace.image_id:
+            next_seed = (payload.entry.seed + 1) % SEED_LIMIT
+            self.panel.seed_spin.setValue(max(self.panel.seed_spin.value(), next_seed))
+
     def _on_model_result(self, job_id: int, payload: object) -> None:
         if job_id == self._engine_job or not isinstance(payload, GenerationResult):
             return
-        self._record(payload)
-
-    def _record(self, result: GenerationResult) -> None:
-        session = self.workspace.session
-        if session is None or not result.entries:
-            return
-        session.record_candidates(result.entries)
-        self.last_result = result
-        if self.gallery.image_id == result.image_id:
-            self.gallery.add_items(result.items, select_first=True)
-            next_seed = (max(e.seed for e in result.entries) + 1) % SEED_LIMIT
-            self.panel.seed_spin.setValue(max(self.panel.seed_spin.value(), next_seed))
-        self.host.show_gallery()
-        text = f"{len(result.entries)} candidate(s) for {result.image_id}"
-        if not result.seed_used:
+        self.last_result = payload
+        text = f"{len(payload.entries)} candidate(s) for {payload.image_id}"
+        if not payload.seed_used:
             text += " (the biharmonic engine ignores seeds: they are identical)"
-        if result.problems:
-            text += f"; skipped {'; '.join(result.problems)}"
         self.host.show_status(text, 10000)
+        if payload.problems:
+            self.workspace.tell("Skipped " + "; ".join(payload.problems), MessageLevel.WARNING)
 
     def _on_model_failed(self, job_id: int, error: WorkerError) -> None:
         if job_id == self._engine_job:
@@ -264,15 +243,19 @@ class GenerationController(QObject):
                 # Nothing usable loaded at all: fall back to the baseline so G still works.
                 self.load_engine(EngineSpec.biharmonic(note=f"fallback after: {error.message}"), remember=False)
             return
+        if job_id == self.generation_job and error.kind == "input":
+            self.errors.append(error)
+            self.workspace.tell(error.message, MessageLevel.WARNING)  # refused: said where the user looks
+            return
         self._show_error(error)
 
     def _on_cancelled(self, job_id: int) -> None:
         if job_id == self.generation_job:
-            self.host.show_status("Generation cancelled", 4000)
+            self.host.show_status(f"Generation cancelled; {self._streamed} candidate(s) kept", 4000)
 
     def _on_finished(self, job_id: int) -> None:
-        if job_id == self.generation_job or not self.model_worker.channel_busy(GENERATE_CHANNEL):
-            self.panel.set_running(self.model_worker.channel_busy(GENERATE_CHANNEL))
+        if not self.model_worker.channel_busy(GENERATE_CHANNEL):
+            self.panel.set_running(False)
 
     def _show_error(self, error: WorkerError) -> None:
         self.errors.append(error)
@@ -282,9 +265,8 @@ class GenerationController(QObject):
         else:
             QMessageBox.warning(parent, error.title, error.message)
 
-    # -- gallery -----------------------------------------------------------------------------------------------
+    # -- dataset and image ---------------------------------------------------------------------------------
     def _on_dataset_opened(self, catalog: Catalog, session: ReviewSession) -> None:
-        self.gallery.set_session(session)
         # A bundled demo model is per modality: follow the dataset while the user has not chosen a model.
         spec = self._pending_spec
         if spec is not None and spec.note == BUNDLED_NOTE:
@@ -294,71 +276,9 @@ class GenerationController(QObject):
                                  remember=False)
 
     def _on_image_changed(self, entry: CatalogEntry, image: DicomImage) -> None:
-        session = self.workspace.session
-        self._display_cache = None
-        self._sync_gallery_display(self.workspace.display)
-        if session is None or (self.gallery.image_id == entry.image_id and self.gallery.items):
-            self._show_in_viewer(self.gallery.current_item())  # the same image shown again (e.g. reloaded)
-            return
-        self.gallery.clear(entry.image_id)
-        entries = list(session.candidates_for(entry.image_id))
+        entries = self.review.show_image(entry, image)
         seeds = [e.seed for e in entries]
         self.panel.seed_spin.setValue(max(seeds) + 1 if seeds else 0)
-        if not entries:
-            return
-        fallback = self.workspace.display.window or VoiWindow(0.0, 1.0)
-        self.gallery_job = self.io_worker.submit(
-            partial(load_items_job, session=session, entries=entries, image_id=entry.image_id,
-                    source=image.pixels, fallback=fallback), channel=GALLERY_CHANNEL)
-
-    def _on_io_result(self, job_id: int, payload: object) -> None:
-        if job_id == self.gallery_job and isinstance(payload, tuple):
-            image_id, items = payload
-            if image_id == self.gallery.image_id:
-                known = {i.candidate_id for i in self.gallery.items}
-                self.gallery.add_items([i for i in items if i.candidate_id not in known], select_first=True)
-                self.host.show_gallery()
-
-    def _on_io_failed(self, job_id: int, error: WorkerError) -> None:
-        if job_id == self.gallery_job:
-            self._show_error(error)
-
-    def _sync_gallery_display(self, state: DisplayState) -> None:
-        self.gallery.set_display(state.window, state.function, state.inverted)
-
-    def _on_reviewed(self, entry: CandidateEntry) -> None:
-        extra = f" ({entry.reject_reason})" if entry.reject_reason else ""
-        score = f", realism {entry.realism_score}/5" if entry.realism_score else ""
-        self.host.show_status(f"Candidate {entry.candidate_id[:8]}: {entry.decision}{extra}{score}", 4000)
-
-    def _show_in_viewer(self, item: GalleryItem | None) -> None:
-        # Deferred to the next event-loop pass: a new result's recording and the full-image repaint then
-        # never add up to one long stall.
-        self._shown_item = item
-        self._viewer_timer.start()
-
-    def _compare_in_viewer(self, original: bool) -> None:
-        ws = self.workspace
-        item = self._shown_item
-        if original or item is None or ws.image is None or item.image_id != ws.image_id:
-            self.viewer.set_display_override(None)
-            return
-        self.viewer.set_display_override(self._pasted(item, ws.image))
-
-    def _pasted(self, item: GalleryItem, image: DicomImage) -> np.ndarray:
-        """The viewer's display array with the candidate's generated pixels in place."""
-        source = self.viewer.display_source()
-        if self._display_cache is None or self._display_cache[0] != id(image):
-            if source is None:
-                raise RuntimeError("the viewer shows no image")
-            self._display_cache = (id(image), source)
-        out = self._display_cache[1].copy()
-        y0, x0 = item.origin
-        h, w = item.candidate.shape
-        region = out[y0 : y0 + h, x0 : x0 + w]
-        changed = item.weight > 0
-        region[changed] = item.candidate[changed].astype(out.dtype)
-        return out
 
     # -- export --------------------------------------------------------------------------------------------------
     def show_export_dialog(self) -> QDialog | None:
@@ -390,8 +310,11 @@ class GenerationController(QObject):
         ws = self.workspace
         if ws.entry is not None and ws.entry.image_id in image_ids and ws.image is not None:
             ws.annotation_replaced(ws.entry.image_id)
-            self.gallery.clear(None)
-            self._on_image_changed(ws.entry, ws.image)
+            self.review.reload()
+
+    @property
+    def gallery(self) -> CandidateGallery:
+        return self.review.gallery
 
     # -- lifetime --------------------------------------------------------------------------------------------------
     def shutdown(self, timeout_ms: int = 10_000) -> None:

@@ -1,11 +1,11 @@
 """Generation as jobs for the model and io threads, without widgets: the panel's settings, the synthesis requests
 built from an image's annotation, and the functions a worker runs.
 
-:func:`run_generation` (model thread) synthesises one request with ``linop_core.synthesis`` and writes each
-candidate's pixels (``ReviewSession.store_candidate``); the GUI thread records the entries
-(``ReviewSession.record_candidates``) when they arrive, so a result superseded by a newer request leaves at most
-orphan files, never half-recorded entries. :func:`load_items_job` (io thread) reads an image's stored candidates
-back for the gallery.
+:func:`run_generation` (model thread) synthesises one request with ``linop_core.synthesis``, candidate by
+candidate: each one's pixels are written (``ReviewSession.store_candidate``) and it is sent to the GUI thread at
+once, which records its entry (``ReviewSession.record_candidates``) and shows it. A request superseded or cancelled
+leaves at most orphan files for the candidates not yet received, never half-recorded entries.
+:func:`load_items_job` (io thread) reads an image's stored candidates back for the gallery.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from linop_core.candidate import Candidate
 from linop_core.dicom import DicomImage, VoiWindow
 from linop_core.errors import LinopError
 from linop_core.review.session import CandidateEntry, ImageAnnotation, ReviewSession
@@ -48,6 +49,10 @@ class BoxTask:
     box_index: int | None
     request: SynthesisRequest
 
+    @property
+    def label(self) -> str:
+        return "the kept regions" if self.box_index is None else f"box {self.box_index + 1}"
+
 
 @dataclass(frozen=True)
 class GenerationRequest:
@@ -59,9 +64,18 @@ class GenerationRequest:
 
 
 @dataclass(frozen=True)
+class CandidateMade:
+    """One candidate the moment it exists: its pixels are on disk, its entry not recorded yet."""
+
+    image_id: str
+    entry: CandidateEntry
+    item: GalleryItem
+
+
+@dataclass(frozen=True)
 class GenerationResult:
     image_id: str
-    entries: list[CandidateEntry]  # stored, not recorded yet
+    entries: list[CandidateEntry]  # stored; each was sent as a CandidateMade, not recorded here
     items: list[GalleryItem]
     problems: list[str] = field(default_factory=list)  # boxes that could not be generated, one line each
     seed_used: bool = True
@@ -116,37 +130,39 @@ def build_tasks(
 
 
 def run_generation(ctx: JobContext, request: GenerationRequest, session: ReviewSession) -> GenerationResult:
-    """Worker side: synthesise every task, store each candidate's pixels, prepare the gallery items."""
+    """Worker side: synthesise every task; each candidate, as soon as it exists, is stored and sent to the GUI
+    as a :class:`CandidateMade` (``ctx.partial``), and progress counts candidates (a skipped box counts as
+    done). Returns the summary; a single task that cannot be generated raises its LinopError."""
     engine = ctx.engine
     if engine is None:
         raise LinopError("no generation engine is loaded; choose a model (or the biharmonic baseline) and press Load")
-    n = len(request.seeds)
-    total = len(request.tasks) * n
+    total = len(request.tasks) * len(request.seeds)
     entries: list[CandidateEntry] = []
     items: list[GalleryItem] = []
     problems: list[str] = []
+    skipped: list[int] = []  # seeds counted as done for boxes that could not be generated
     source = request.image.pixels
     ctx.progress(0, total)
-    for k, task in enumerate(request.tasks):
-        def step(done: int, _total: int, k: int = k) -> None:
-            ctx.progress(k * n + done, total)
+    for task in request.tasks:
+        def made(candidate: Candidate, box_index: int | None = task.box_index) -> None:
+            ctx.check()
+            entry = session.store_candidate(image_id=request.image_id, box_index=box_index, candidate=candidate)
+            item = make_gallery_item(entry, source, candidate.image, candidate.generated, candidate.window,
+                                     candidate.window_function)
+            entries.append(entry)
+            items.append(item)
+            ctx.partial(CandidateMade(request.image_id, entry, item))
+            ctx.progress(len(entries) + len(skipped), total)
 
         try:
-            candidates = synthesize(request.image, task.request, engine, anatomy_check=request.anatomy_check,
-                                    image_name=request.image_id, progress=step)
+            synthesize(request.image, task.request, engine, anatomy_check=request.anatomy_check,
+                       image_name=request.image_id, on_candidate=made)
         except LinopError as exc:
             if len(request.tasks) == 1:
                 raise
-            label = "the kept regions" if task.box_index is None else f"box {task.box_index + 1}"
-            problems.append(f"{label}: {exc}")
-            continue
-        for candidate in candidates:
-            ctx.check()
-            entry = session.store_candidate(image_id=request.image_id, box_index=task.box_index, candidate=candidate)
-            entries.append(entry)
-            items.append(make_gallery_item(entry, source, candidate.image, candidate.generated, candidate.window,
-                                           candidate.window_function))
-        ctx.progress((k + 1) * n, total)
+            problems.append(f"{task.label}: {exc}")
+            skipped.extend(request.seeds)
+            ctx.progress(len(entries) + len(skipped), total)
     if not entries and problems:
         raise LinopError("; ".join(problems))
     seed_used = bool(getattr(engine, "seed_used", True))

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSignalBlocker, Qt, QUrl, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -40,6 +40,7 @@ from linop_gui.annotation_editing import AnnotationEditor
 from linop_gui.browser import BrowserPanel
 from linop_gui.datasets import DatasetOpener
 from linop_gui.hanging import HangingView
+from linop_gui.keyboard import KeyboardGuard
 from linop_gui.loader import ImageLoader
 from linop_gui.settings import Settings
 from linop_gui.shortcuts import SHORTCUTS, ShortcutDialog, ShortcutSpec
@@ -117,6 +118,10 @@ class MainWindow(QMainWindow):
                                     session_base=session_base)
         self.editor = AnnotationEditor(self.workspace, self.settings, parent=self, show_image=self.browser.select,
                                        status=self.show_status)
+        self.keyboard = KeyboardGuard(self, self.viewer, self.specs)
+        for spec in self.specs:
+            if spec.group == "Review" and not spec.hold:
+                self.commands[spec.action_id].setEnabled(False)  # until a candidate is selected for review
         self._connect_actions()
         self._observe_workspace()
         self._sync_checks()
@@ -141,6 +146,10 @@ class MainWindow(QMainWindow):
     def add_action(self, spec: ShortcutSpec, handler: Callable[[], None], menu: QMenu | None = None) -> QAction:
         """Register a further keyed action (listed in the shortcut dialog); added to ``menu`` if given."""
         return self.commands.add(spec, handler, menu)
+
+    def bind_hold(self, action_id: str, handler: Callable[[bool], None], available: Callable[[], bool]) -> None:
+        """What a hold key of the shortcut table does while held (see :class:`KeyboardGuard`)."""
+        self.keyboard.bind_hold(action_id, handler, available)
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -268,6 +277,7 @@ class MainWindow(QMainWindow):
             message += f" — {len(catalog.problems)} problem(s), see the list's tooltip"
         self.show_status(message, 8000)
         self._update_enabled()
+        self.viewer.setFocus(Qt.FocusReason.OtherFocusReason)  # keys act on the image, not on the filter
         self.dataset_opened.emit(catalog)
 
     def _on_open_failed(self, message: str) -> None:
@@ -366,7 +376,7 @@ class MainWindow(QMainWindow):
         self.commands.check(f"tool_{tool.value}")
 
     def _on_message(self, message: Message) -> None:
-        self.show_status(message.text, 10000)
+        self.viewer.show_message(message.text, message.level)
 
     # ------------------------------------------------------------------------------------------ view
     def _each_viewer(self, fn: Callable[[ImageViewer], object]) -> None:
@@ -557,6 +567,11 @@ class MainWindow(QMainWindow):
         a["generate"].setEnabled(has_image and self._generate_handler is not None)
 
     # ------------------------------------------------------------------------------------------ lifetime
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not event.spontaneous():
+            self.viewer.setFocus(Qt.FocusReason.ActiveWindowFocusReason)
+
     def closeEvent(self, event: QCloseEvent) -> None:
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.settings.sync()

@@ -1,18 +1,22 @@
-"""What is written over the image: the four corner texts (view, ids, device, window, zoom, pixel value) and the
-centred placeholder. The texts are composed by :func:`corner_texts` (no widgets); :class:`CornerOverlays` puts
-them on a view."""
+"""What is written over the image: the four corner texts (view, ids, device, window, zoom, pixel value), the
+centred placeholder, and the message bar (what was skipped or refused, and why). The texts are composed by
+:func:`corner_texts` (no widgets); :class:`CornerOverlays` and :class:`MessageBar` put them on a view.
+
+Text over an image must be legible on any tissue, inverted or not: corner texts sit on a dark translucent
+plate (light text on a plate reads on white and on black alike)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QFont
-from PySide6.QtWidgets import QGraphicsDropShadowEffect, QLabel, QWidget
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QWidget
 
 from linop_core.catalog import CatalogEntry
 from linop_core.dicom import DicomImage, VoiWindow
 from linop_gui.theme import OVERLAY_TEXT
+from linop_gui.workspace import MessageLevel
 
 CORNERS = ("tl", "tr", "bl", "br")
 _MARGIN = 8
@@ -79,16 +83,16 @@ class _CornerLabel(QLabel):
         self.setAlignment(alignment)
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents, True)
         self.setStyleSheet(
-            f"QLabel {{ color: {OVERLAY_TEXT.name()}; background: transparent; border: none; padding: 0px; }}"
+            f"QLabel {{ color: {OVERLAY_TEXT.name()}; background-color: rgba(0, 0, 0, 150); border: none;"
+            " border-radius: 3px; padding: 2px 5px; }"
         )
         font = QFont(self.font())
         font.setPointSizeF(max(font.pointSizeF() - 0.5, 8.0))
         self.setFont(font)
-        shadow = QGraphicsDropShadowEffect(self)
-        shadow.setBlurRadius(3)
-        shadow.setOffset(1, 1)
-        shadow.setColor(QColor(0, 0, 0, 230))
-        self.setGraphicsEffect(shadow)
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self.setVisible(bool(text) and self.property("wanted") is not False)
 
 
 class CornerOverlays:
@@ -128,7 +132,8 @@ class CornerOverlays:
 
     def set_visible(self, visible: bool) -> None:
         for label in self.labels.values():
-            label.setVisible(visible)
+            label.setProperty("wanted", visible)
+            label.setVisible(visible and bool(label.text()))
 
     def texts(self) -> dict[str, str]:
         return {key: label.text() for key, label in self.labels.items()}
@@ -137,3 +142,70 @@ class CornerOverlays:
         self.placeholder.setText(text)
         self.placeholder.setVisible(bool(text))
         self.place()
+
+
+_LEVEL_STYLE = {
+    MessageLevel.INFO: ("#1f3a5f", "#9cc3f5", "ℹ"),
+    MessageLevel.WARNING: ("#4a3b12", "#f0c040", "⚠"),
+    MessageLevel.ERROR: ("#4d1f1f", "#ff8a80", "✖"),
+}
+_SHOWN_MS = {MessageLevel.INFO: 8_000, MessageLevel.WARNING: 30_000, MessageLevel.ERROR: 0}  # 0: until closed
+
+
+class MessageBar(QFrame):
+    """A bar across the top of the image with one message and a close button; information fades after a few
+    seconds, a warning after half a minute, an error stays until closed."""
+
+    def __init__(self, view: QWidget) -> None:
+        super().__init__(view)
+        self.view = view
+        self.setObjectName("messageBar")
+        self.level = MessageLevel.INFO
+        self.icon = QLabel(self)
+        self.label = QLabel(self)
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.close_button = QToolButton(self)
+        self.close_button.setText("✕")
+        self.close_button.setToolTip("Close this message")
+        self.close_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.close_button.setAutoRaise(True)
+        self.close_button.clicked.connect(self.hide)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(10, 6, 4, 6)
+        row.addWidget(self.icon, 0, Qt.AlignmentFlag.AlignTop)
+        row.addWidget(self.label, 1)
+        row.addWidget(self.close_button, 0, Qt.AlignmentFlag.AlignTop)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self.hide)
+        self.hide()
+
+    def show_message(self, text: str, level: MessageLevel = MessageLevel.INFO) -> None:
+        self.level = MessageLevel(level)
+        background, accent, mark = _LEVEL_STYLE[self.level]
+        self.setStyleSheet(
+            f"QFrame#messageBar {{ background-color: {background}; border: 1px solid {accent};"
+            f" border-radius: 4px; }} QLabel {{ color: #f2f2f2; background: transparent; }}"
+            f" QToolButton {{ color: #f2f2f2; background: transparent; border: none; }}")
+        self.icon.setText(f"<span style='color:{accent}; font-size:13pt'>{mark}</span>")
+        self.label.setText(text)
+        self.place()
+        self.show()
+        self.raise_()
+        shown = _SHOWN_MS[self.level]
+        if shown:
+            self._timer.start(shown)
+        else:
+            self._timer.stop()
+
+    def text(self) -> str:
+        return self.label.text() if self.isVisible() else ""
+
+    def place(self) -> None:
+        """Centred at the top, leaving the corner texts readable where the view is wide enough."""
+        view_width = self.view.width()
+        width = max(min(view_width - 2 * 210, 900), min(view_width - 20, 420))
+        self.setFixedWidth(max(width, 100))
+        self.adjustSize()
+        self.move((view_width - self.width()) // 2, 8)

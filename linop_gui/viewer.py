@@ -30,16 +30,25 @@ from linop_gui.display import (
     shown_function,
     window_presets,
 )
-from linop_gui.overlays import CornerOverlays, OverlayState, corner_texts
+from linop_gui.overlays import CornerOverlays, MessageBar, OverlayState, corner_texts
 from linop_gui.roi import AnnotationLayer, BoxROI
 from linop_gui.theme import IMAGE_BACKGROUND
 from linop_gui.tools import Box, box_area, box_contains
 from linop_gui.viewer_input import PointerTools
-from linop_gui.workspace import DisplayState
+from linop_gui.workspace import DisplayState, MessageLevel
 
 ZOOM_STEP = 1.25
 _MAX_PYRAMID_FACTOR = 16
 _WL_SENSITIVITY = 1.0 / 400.0  # fraction of the data range per screen pixel of drag
+
+
+def difference_lut(alpha: int = 215) -> np.ndarray:
+    """RGBA lookup table of the difference map: transparent at 0 (pixels the candidate kept), then a perceptual
+    black-red-yellow ramp (*inferno*) for larger differences."""
+    lut = np.asarray(pg.colormap.get("inferno").getLookupTable(nPts=256, alpha=True), dtype=np.uint8).copy()
+    lut[:, 3] = alpha
+    lut[0, 3] = 0
+    return lut
 
 
 class _ViewBox(pg.ViewBox):
@@ -113,8 +122,20 @@ class ImageViewer(QWidget, PointerTools):
         self.brush_item = self.layer.brush_item
         self._init_pointer_tools()
 
+        self.difference_item = pg.ImageItem(axisOrder="row-major")
+        self.difference_item.setZValue(4)
+        self.difference_item.setLookupTable(difference_lut(), update=False)
+        self.difference_item.hide()
+        self.viewbox.addItem(self.difference_item)
+
         self.overlays = CornerOverlays(self.graphics)
+        self.message_bar = MessageBar(self.graphics)
+        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.graphics.installEventFilter(self)
+        self.graphics.viewport().installEventFilter(self)
+        self._fitted = True  # the whole image in view: kept so when the view changes size
+        self.viewbox.sigResized.connect(self._on_resized)
+        self.viewbox.sigRangeChangedManually.connect(self._on_user_zoom)
         self.viewbox.sigRangeChanged.connect(self._on_range_changed)
         self.viewbox.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self._overlay_timer = QTimer(self)
@@ -127,9 +148,16 @@ class ImageViewer(QWidget, PointerTools):
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.graphics and event.type() == QEvent.Type.Resize:
             self.overlays.place()
+            self.message_bar.place()
         if watched is self.graphics and event.type() == QEvent.Type.Leave:
             self._cursor.hide()
+        if watched is self.graphics.viewport() and event.type() == QEvent.Type.MouseButtonPress and not self.compact:
+            self.setFocus(Qt.FocusReason.MouseFocusReason)  # a click on the image gives it the keyboard
         return super().eventFilter(watched, event)
+
+    def show_message(self, text: str, level: MessageLevel = MessageLevel.INFO) -> None:
+        """A message over the top of the image (skipped, refused, failed), until closed or replaced."""
+        self.message_bar.show_message(text, level)
 
     # -- image -----------------------------------------------------------------------------------------------
     def set_placeholder(self, text: str) -> None:
@@ -146,6 +174,7 @@ class ImageViewer(QWidget, PointerTools):
         self._shown_factor = 0
         self.image_item.clear()
         self.layer.clear()
+        self.set_difference_overlay(None)
         self.annotation = ImageAnnotation()
         self.selected = None
         self.overlays.clear()
@@ -170,6 +199,7 @@ class ImageViewer(QWidget, PointerTools):
         h, w = image.pixels.shape
         self.viewbox.setLimits(xMin=-w * 0.5, xMax=w * 1.5, yMin=-h * 0.5, yMax=h * 1.5)
         self.set_placeholder("")
+        self.set_difference_overlay(None)
         self.annotation = ImageAnnotation()
         self.selected = None
         self.layer.clear()
@@ -179,6 +209,27 @@ class ImageViewer(QWidget, PointerTools):
         self._show_level()
         self._update_overlays()
         self.window_changed.emit(self.window)
+
+    def set_difference_overlay(self, difference: np.ndarray | None, origin: tuple[int, int] = (0, 0)) -> None:
+        """|candidate − original| of a crop at ``origin`` (y0, x0), in colour over the image; None removes it."""
+        if difference is None or not difference.size or self.image is None:
+            self.difference_item.hide()
+            self.difference_item.clear()
+            return
+        top = float(difference.max())
+        self.difference_item.setImage(difference, autoLevels=False, levels=(0.0, max(top, 1e-6)))
+        y0, x0 = origin
+        h, w = difference.shape
+        self.difference_item.setRect(QRectF(x0, y0, w, h))
+        self.difference_item.show()
+
+    def reveal(self, box: Box) -> None:
+        """Pans (keeping the zoom) so ``box`` (x0, y0, x1, y1) is in view, when it is not."""
+        view = self.viewbox.viewRect()
+        x0, y0, x1, y1 = box
+        if view.contains(QRectF(x0, y0, x1 - x0, y1 - y0)):
+            return
+        self.viewbox.translateBy(x=(x0 + x1) / 2 - view.center().x(), y=(y0 + y1) / 2 - view.center().y())
 
     def set_display_override(self, pixels: np.ndarray | None) -> None:
         """Show another native array of the same shape in the current window (e.g. a candidate pasted into
@@ -272,18 +323,29 @@ class ImageViewer(QWidget, PointerTools):
 
     # -- zoom ------------------------------------------------------------------------------------------------
     def fit(self) -> None:
+        """The whole image in view; kept whole when the view changes size until the user zooms or pans."""
+        self._fitted = True
         if self.image is None:
             return
         h, w = self.image.pixels.shape
         self.viewbox.setRange(QRectF(0, 0, w, h), padding=0.02)
 
+    def _on_resized(self, *args: object) -> None:
+        if self._fitted and self.image is not None:
+            self.fit()
+
+    def _on_user_zoom(self, *args: object) -> None:
+        self._fitted = False
+
     def zoom_by(self, factor: float) -> None:
+        self._fitted = False
         self.viewbox.scaleBy((1.0 / factor, 1.0 / factor))
 
     def one_to_one(self) -> None:
         """One image pixel per (logical) screen pixel, centred where the view is now."""
         if self.image is None:
             return
+        self._fitted = False
         rect = self.viewbox.viewRect()
         cx, cy = rect.center().x(), rect.center().y()
         w, h = self.viewbox.width(), self.viewbox.height()

@@ -42,7 +42,10 @@ class ActionSet:
     def __contains__(self, action_id: str) -> bool:
         return action_id in self._actions
 
-    def _make(self, spec: ShortcutSpec) -> QAction:
+    def _make(self, spec: ShortcutSpec) -> QAction | None:
+        self.specs.append(spec)
+        if spec.hold:
+            return None  # bound by the keyboard guard (press and release), not a shortcut
         action = QAction(spec.text, self.parent)
         action.setObjectName(f"action_{spec.action_id}")
         if spec.keys:
@@ -59,14 +62,15 @@ class ActionSet:
         action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         self.parent.addAction(action)
         self._actions[spec.action_id] = action
-        self.specs.append(spec)
         return action
 
     def add(self, spec: ShortcutSpec, handler: Callable[[], None], menu: QMenu | None = None) -> QAction:
         """A further keyed action (listed in the shortcut dialog); added to ``menu`` if given."""
-        if spec.action_id in self._actions:
+        if any(s.action_id == spec.action_id for s in self.specs):
             raise ValueError(f"action {spec.action_id!r} exists already")
         action = self._make(spec)
+        if action is None:
+            raise ValueError(f"{spec.action_id!r} is a hold key; bind it with the keyboard guard")
         action.triggered.connect(lambda *_: handler())
         if menu is not None:
             menu.addAction(action)
@@ -75,7 +79,7 @@ class ActionSet:
     def set_theme(self, theme: str) -> None:
         self.theme = theme
         for spec in self.specs:
-            if spec.icon:
+            if spec.icon and spec.action_id in self._actions:
                 self._actions[spec.action_id].setIcon(icon(spec.icon, theme))
 
     def check(self, action_id: str, checked: bool = True) -> None:

@@ -93,9 +93,9 @@ def generate_measuring_gaps(qtbot, controller: GenerationController, n: int) -> 
     return elapsed, float(np.diff(during).max())
 
 
-def press(qtbot, widget, key: Qt.Key) -> None:
-    qtbot.keyPress(widget, key)
-    qtbot.keyRelease(widget, key)
+def press(qtbot, widget, key: Qt.Key, modifiers: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier) -> None:
+    qtbot.keyPress(widget, key, modifiers)
+    qtbot.keyRelease(widget, key, modifiers)
 
 
 def test_biharmonic_generate_review_export_and_reopen(qtbot, make_window, mammo_root, tmp_path, dialogs) -> None:
@@ -126,17 +126,18 @@ def test_biharmonic_generate_review_export_and_reopen(qtbot, make_window, mammo_
     qtbot.waitUntil(lambda: not np.array_equal(window.viewer.image_item.image, original), timeout=5_000)
     changed = item.weight > 0
     np.testing.assert_array_equal(shown_region()[changed], item.candidate[changed])
-    gallery.setFocus()
+    gallery.list.setFocus()
+    qtbot.waitUntil(gallery.list.hasFocus)
     qtbot.keyPress(gallery.list, Qt.Key.Key_Tab)
-    assert gallery.showing_original
+    assert controller.review.showing_original
     np.testing.assert_array_equal(window.viewer.image_item.image, original)
     qtbot.keyRelease(gallery.list, Qt.Key.Key_Tab)
-    assert not gallery.showing_original
+    assert not controller.review.showing_original and gallery.list.hasFocus()
     np.testing.assert_array_equal(shown_region()[changed], item.candidate[changed])
 
     first, second = gallery.items[0].candidate_id, gallery.items[1].candidate_id
     gallery.select(first)
-    press(qtbot, gallery.list, Qt.Key.Key_4)
+    press(qtbot, gallery.list, Qt.Key.Key_4, Qt.KeyboardModifier.AltModifier)
     press(qtbot, gallery.list, Qt.Key.Key_Y)
     gallery.select(second)
     gallery.reject("seam")
@@ -318,3 +319,64 @@ def test_outpainting_keeps_the_findings_with_their_labels(tmp_path) -> None:
         rows, cols = slice(int(np.ceil(y0)), int(y1)), slice(int(np.ceil(x0)), int(x1))
         np.testing.assert_array_equal(stored[rows, cols], image.pixels[rows, cols])
         assert not generated[rows, cols].any()
+
+
+def test_candidates_appear_one_by_one_and_the_progress_ends_at_100(qtbot, make_window, mammo_root, dialogs) -> None:
+    window = make_window(mammo_root)
+    controller = attach(qtbot, window, EngineSpec.biharmonic(64, device="cpu"))
+    image_id, path = normal_training_image(mammo_root)
+    show_image(qtbot, window, image_id)
+    window.viewer.add_box(box_in_breast(path, 30))
+    seen: list[tuple[int, int, int]] = []  # (gallery items, selected seed, progress) as each candidate arrives
+    at_end: list[int] = []
+
+    def on_partial(job_id: int, payload: object) -> None:
+        current = controller.gallery.current_item()
+        seen.append((len(controller.gallery.items), current.seed, controller.panel.progress.value()))
+
+    controller.model_worker.partial.connect(on_partial)
+    controller.model_worker.result.connect(lambda *_: at_end.append(len(controller.gallery.items)))
+    generate_and_wait(qtbot, controller, 3)
+    # Each candidate is in the gallery the moment it exists, the first one selected (and on screen) first.
+    assert [(n, seed) for n, seed, _ in seen] == [(1, 0), (2, 0), (3, 0)] and at_end == [3]
+    assert [p for _, _, p in seen] == sorted(p for _, _, p in seen)
+    bar = controller.panel.progress
+    assert bar.value() == bar.maximum() == 3 and "100 %" in bar.text()
+    assert len(window.workspace.session.candidates_for(image_id)) == 3 and not dialogs
+
+
+def test_a_refused_box_is_said_in_the_viewer_and_g_makes_the_selected_box(qtbot, make_window, mammo_root,
+                                                                       dialogs) -> None:
+    window = make_window(mammo_root)
+    controller = attach(qtbot, window, EngineSpec.biharmonic(64, device="cpu"))
+    image_id, path = normal_training_image(mammo_root)
+    show_image(qtbot, window, image_id)
+    w = window.workspace.image.pixels.shape[1]
+    inside = box_in_breast(path, 30)
+    corner = (float(w - 60), 2.0, float(w - 2), 60.0)
+    inside_left = inside[0] < w / 2
+    outside = corner if inside_left else (2.0, 2.0, 60.0, 60.0)  # the background opposite the chest wall
+    window.viewer.add_box(inside)
+    window.viewer.add_box(outside)
+    assert window.workspace.selected == 1
+    bar = window.viewer.message_bar
+
+    # G with the new box selected: only that box, refused, said over the image with the reason; no dialog.
+    controller.panel.candidates_spin.setValue(2)
+    with qtbot.waitSignal(controller.model_worker.finished, timeout=30_000):
+        controller.generate()
+    qtbot.waitUntil(lambda: "outside the breast" in bar.text(), timeout=5_000)
+    assert bar.isVisible() and not dialogs and window.workspace.session.candidates_for(image_id) == []
+
+    window.workspace.select(0)
+    generate_and_wait(qtbot, controller, 2)
+    assert {e.box_index for e in window.workspace.session.candidates_for(image_id)} == {0}
+
+    # With no box selected, every box: the refused one is skipped and said, the other one made.
+    window.workspace.select(None)
+    bar.hide()
+    generate_and_wait(qtbot, controller, 2)
+    qtbot.waitUntil(lambda: "Skipped box 2" in bar.text(), timeout=5_000)
+    assert "outside the breast" in bar.text()
+    assert [e.box_index for e in window.workspace.session.candidates_for(image_id)] == [0, 0, 0, 0]
+    assert not dialogs

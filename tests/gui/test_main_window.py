@@ -325,9 +325,9 @@ def test_generate_seam_and_gallery_dock(make_window, mammo_root: Path, qtbot) ->
     window.set_gallery_widget(gallery)
     assert window.gallery_dock.widget() is gallery and window.gallery_dock.isVisible()
     hits: list[int] = []
-    window.add_action(ShortcutSpec("approve", "Approve", ("Ctrl+Return",), "Review"), lambda: hits.append(1))
+    window.add_action(ShortcutSpec("mark", "Mark", ("Ctrl+Return",), "Review"), lambda: hits.append(1))
     QTest.keyClick(window, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
-    assert hits == [1] and any(s.action_id == "approve" for s in window.specs)
+    assert hits == [1] and any(s.action_id == "mark" for s in window.specs)
 
 
 def test_entries_carry_the_record_role(make_window, mammo_root: Path) -> None:
