@@ -22,7 +22,7 @@ from linop_core.dicom import read_dicom_meta
 from linop_core.errors import DataError, DicomError
 from linop_core.sources import DicomSource
 from linop_core.vindr import CxrDataset, Finding, ImageRecord, MammoDataset, open_dataset
-from linop_core.vocab import DatasetKind
+from linop_core.vocab import DatasetKind, Task, task_for_dataset, task_for_image
 
 ProgressFn = Callable[[int, int], None]
 
@@ -51,6 +51,7 @@ class CatalogEntry:
     height: int | None = None
     width: int | None = None
     error: str | None = None
+    body_part: str | None = None  # BodyPartExamined of a plain folder's file
 
     @property
     def ok(self) -> bool:
@@ -187,6 +188,12 @@ class Catalog:
         return DicomSource(entry.path, str(self.kind), entry.image_id, entry.study_id, entry.split or "unknown",
                            entry.laterality, entry.view)
 
+    def task_of(self, entry: CatalogEntry) -> Task | None:
+        """What ``entry`` is for: the dataset's task for a VinDr root, else the image's own (from its header)."""
+        if self.kind is not DatasetKind.FOLDER:
+            return task_for_dataset(self.kind)
+        return task_for_image(entry.modality, entry.body_part, entry.view) if entry.ok else None
+
     def find_path(self, path: Path) -> CatalogEntry | None:
         resolved = Path(path).resolve()
         return next((e for e in self.entries if e.path.resolve() == resolved), None)
@@ -305,4 +312,5 @@ def _entry_from_file(folder: Path, path: Path) -> CatalogEntry:
         manufacturer=meta.manufacturer,
         height=meta.rows,
         width=meta.columns,
+        body_part=meta.body_part_examined,
     )

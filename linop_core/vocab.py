@@ -54,3 +54,24 @@ def task_for_dataset(kind: DatasetKind | str) -> Task:
     if kind is DatasetKind.CXR:
         return Task.OUTPAINT
     raise ValueError("a plain folder's task follows each image's modality, not the dataset")
+
+
+CHEST_BODY_PARTS = ("CHEST", "THORAX", "LUNG")
+CHEST_VIEWS = ("PA", "AP", "LL", "RL", "LAT", "LATERAL", "AP SUPINE")
+PROJECTION_MODALITIES = ("CR", "DX", "DR")
+
+
+def task_for_image(modality: str | None, body_part: str | None = None, view: str | None = None) -> Task | None:
+    """The synthesis an image of a plain DICOM folder is for, from its header: a mammogram (Modality MG) gets
+    masses inpainted; a chest radiograph (CR / DX with BodyPartExamined CHEST, or without one a chest view such as
+    PA or AP) gets its findings outpainted around; anything else has no task (None)."""
+    modality = (modality or "").strip().upper()
+    if modality == "MG":
+        return Task.INPAINT
+    if modality in PROJECTION_MODALITIES:
+        part = (body_part or "").strip().upper()
+        if part:
+            return Task.OUTPAINT if any(p in part for p in CHEST_BODY_PARTS) else None
+        if (view or "").strip().upper() in CHEST_VIEWS:
+            return Task.OUTPAINT
+    return None

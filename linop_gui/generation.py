@@ -26,6 +26,7 @@ from linop_core.engines import EngineKind, EngineSpec
 from linop_core.errors import LinopError
 from linop_core.review.session import ReviewSession
 from linop_core.vindr import GLOBAL_LABELS
+from linop_core.vocab import DatasetKind, Task, task_for_dataset
 from linop_gui.gallery import CandidateGallery
 from linop_gui.generate_panel import GeneratePanel
 from linop_gui.generation_jobs import (
@@ -116,6 +117,7 @@ class GenerationController(QObject):
         self.model_worker.finished.connect(self._on_finished)
         self.model_worker.engine_changed.connect(self._on_engine_changed)
         workspace.dataset_opened.connect(self._on_dataset_opened)
+        workspace.entry_changed.connect(self._on_entry_changed)
         workspace.image_changed.connect(self._on_image_changed)
 
         spec = initial_engine_spec(model_path, device, settings.q)
@@ -123,6 +125,8 @@ class GenerationController(QObject):
         self.load_engine(spec, remember=False)
         if workspace.catalog is not None and workspace.session is not None:
             self._on_dataset_opened(workspace.catalog, workspace.session)
+        if workspace.entry is not None:
+            self._on_entry_changed(workspace.entry)
         if workspace.image is not None and workspace.entry is not None:
             self._on_image_changed(workspace.entry, workspace.image)
 
@@ -161,7 +165,7 @@ class GenerationController(QObject):
         name = f"MAT {info.model_name or ''}".strip() if info.engine == EngineKind.MAT else "biharmonic (no model)"
         version = f"checkpoint sha256 {info.checkpoint_sha256[:12]}" if info.checkpoint_sha256 else "—"
         self.workspace.set_model(ModelInfo(name=name, version=version, path=info.checkpoint,
-                                           device=info.device_text()))
+                                           device=info.device_text(), sha256=info.checkpoint_sha256))
         if info.note and info.engine == EngineKind.BIHARMONIC and "no model" in info.note:
             self.host.show_status(info.note, 10000)
 
@@ -267,13 +271,24 @@ class GenerationController(QObject):
 
     # -- dataset and image ---------------------------------------------------------------------------------
     def _on_dataset_opened(self, catalog: Catalog, session: ReviewSession) -> None:
-        # A bundled demo model is per modality: follow the dataset while the user has not chosen a model.
+        if catalog.kind is not DatasetKind.FOLDER:
+            self.follow_task(task_for_dataset(catalog.kind))
+
+    def _on_entry_changed(self, entry: CatalogEntry) -> None:
+        catalog = self.workspace.catalog
+        if catalog is not None and catalog.kind is DatasetKind.FOLDER:
+            self.follow_task(catalog.task_of(entry))  # a plain folder: each image's header decides
+
+    def follow_task(self, task: Task | None) -> None:
+        """The bundled demo models are per task: switch to the one of ``task`` while the user has not chosen a
+        model of their own (mammography: inpainting, chest X-ray: outpainting)."""
         spec = self._pending_spec
-        if spec is not None and spec.note == BUNDLED_NOTE:
-            bundled = find_bundled_model(catalog.kind)
-            if bundled is not None and str(bundled) != spec.checkpoint:
-                self.load_engine(EngineSpec(checkpoint=str(bundled), device=spec.device, note=BUNDLED_NOTE),
-                                 remember=False)
+        if task is None or spec is None or spec.note != BUNDLED_NOTE:
+            return
+        bundled = find_bundled_model(task)
+        if bundled is not None and str(bundled) != spec.checkpoint:
+            self.load_engine(EngineSpec(checkpoint=str(bundled), device=spec.device, note=BUNDLED_NOTE),
+                             remember=False)
 
     def _on_image_changed(self, entry: CatalogEntry, image: DicomImage) -> None:
         entries = self.review.show_image(entry, image)

@@ -80,8 +80,8 @@ class MainWindow(QMainWindow):
         self.device = device
         self.generation: GenerationController | None = None
         self.workspace = Workspace(default_hole=self.settings.hole_shape, model=ModelInfo(
-            name=Path(model_path).stem if model_path else NO_MODEL, version="not loaded yet" if model_path else "—",
-            path=model_path, device=device))
+            name=f"{Path(model_path).stem} (not loaded yet)" if model_path else NO_MODEL,
+            version="not loaded yet" if model_path else "—", path=model_path, device=device))
         self._generate_handler: Callable[[], None] | None = None
         self._theme = self.settings.theme
 

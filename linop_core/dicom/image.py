@@ -49,6 +49,7 @@ class DicomMeta:
     bits_allocated: int = 16
     pixel_representation: int = 0
     voi_lut_explanations: tuple[str | None, ...] = ()
+    body_part_examined: str | None = None  # BodyPartExamined (0018,0015), e.g. "BREAST", "CHEST"
 
 
 @dataclass(frozen=True)

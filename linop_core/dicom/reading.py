@@ -236,6 +236,7 @@ def _build_meta(path: str, ds: Dataset, inverted: bool, value_range: tuple[float
         bits_allocated=int(ds.BitsAllocated),
         pixel_representation=int(ds.get("PixelRepresentation", 0) or 0),
         voi_lut_explanations=tuple(_str_or_none(item.get("LUTExplanation")) for item in voi_luts),
+        body_part_examined=_str_or_none(ds.get("BodyPartExamined")),
     )
 
 

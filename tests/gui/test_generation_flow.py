@@ -17,6 +17,7 @@ from linop_core.engines import EngineSpec
 from linop_core.synthset import SynthSet
 from linop_gui.display import display_array
 from linop_gui.generation import GenerationController
+from linop_gui.model_panel import find_bundled_model
 
 
 @pytest.fixture
@@ -380,3 +381,51 @@ def test_a_refused_box_is_said_in_the_viewer_and_g_makes_the_selected_box(qtbot,
     assert "outside the breast" in bar.text()
     assert [e.box_index for e in window.workspace.session.candidates_for(image_id)] == [0, 0, 0, 0]
     assert not dialogs
+
+
+@pytest.mark.skipif(find_bundled_model("inpaint") is None or find_bundled_model("outpaint") is None,
+                    reason="the bundled demo models (resources/models/) are not installed")
+def test_the_bundled_model_follows_each_image_task_and_the_panel_names_what_is_loaded(
+        qtbot, make_window, mammo_root, dicom_folder, tmp_path, dialogs) -> None:
+    import shutil
+
+    from linop_core.hashing import sha256_file
+    from linop_core.phantom import make_cxr_dataset
+
+    cxr_root = tmp_path / "cxr"
+    make_cxr_dataset(cxr_root, n=2, seed=0, size="small")
+    chest_folder = tmp_path / "chest-folder"
+    chest_folder.mkdir()
+    shutil.copy(next(cxr_root.rglob("*.dicom")), chest_folder / "chest.dcm")  # DX, BodyPartExamined CHEST
+    window = make_window()
+    controller = window.enable_generation()
+    panel = controller.panel.model_panel
+
+    def loaded(task: str) -> None:
+        path = find_bundled_model(task)
+        qtbot.waitUntil(lambda: controller.engine_info is not None and controller.engine_info.checkpoint == str(path)
+                        and not controller.model_worker.busy, timeout=60_000)
+        sha = sha256_file(path)
+        assert controller.engine_info.checkpoint_sha256 == sha
+        # The panel, the status bar and the workspace all name the model actually loaded: path and hash.
+        assert panel.path_edit.text() == str(path) and sha[:12] in panel.info_label.text()
+        assert sha[:8] in window.model_label.text()
+        assert window.workspace.model.path == str(path) and window.workspace.model.sha256 == sha
+
+    loaded("inpaint")
+    for root, task in ((cxr_root, "outpaint"), (mammo_root, "inpaint"), (chest_folder, "outpaint"),
+                       (dicom_folder, "inpaint")):
+        with qtbot.waitSignal(window.dataset_opened, timeout=30_000):
+            window.open_path(root)
+        loaded(task)
+
+    # A refused checkpoint: a dialog says why; the loaded model stays named everywhere.
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint" * 64)
+    with qtbot.waitSignal(controller.model_worker.failed, timeout=30_000):
+        controller.load_engine(EngineSpec(checkpoint=str(garbage)), remember=False)
+    assert dialogs and "garbage.pt" in dialogs[-1][2]
+    sha = sha256_file(find_bundled_model("inpaint"))
+    assert "garbage" not in window.model_label.text() and sha[:8] in window.model_label.text()
+    assert f"Still using: MAT mat-small {sha[:8]}" in panel.info_label.text()
+    assert window.workspace.model.sha256 == sha
