@@ -201,6 +201,7 @@ class BrowserPanel(QWidget):
         self.list.setWordWrap(False)
         self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setMinimumHeight(3 * (ICON_SIDE + 8))  # a few rows even when the dock is short (it scrolls)
         layout.addWidget(self.list, 1)
         self.list.selectionModel().currentChanged.connect(self._on_current_changed)
         self.search.textChanged.connect(self._on_filter_changed)

@@ -74,7 +74,7 @@ class GenerationHost(ReviewHost, Protocol):
 
     def set_generate_handler(self, handler: ...) -> None: ...
 
-    def add_side_dock(self, dock: QDockWidget) -> None: ...
+    def add_side_dock(self, title: str, name: str, widget: QWidget) -> QDockWidget: ...
 
 
 class GenerationController(QObject):
@@ -100,10 +100,7 @@ class GenerationController(QObject):
         self._pending_spec: EngineSpec | None = None
         self._export_dialog: QDialog | None = None
         self._batch_dialog: QDialog | None = None
-        self.dock = QDockWidget("Generate", host.window())
-        self.dock.setObjectName("dock_generate")
-        self.dock.setWidget(self.panel)
-        host.add_side_dock(self.dock)
+        self.dock = host.add_side_dock("Generate", "generate", self.panel)
         self._add_actions()
 
         self.panel.generate_button.clicked.connect(self.generate)
@@ -201,6 +198,8 @@ class GenerationController(QObject):
                                                        channel=GENERATE_CHANNEL)
         n = len(tasks) * len(seeds)
         self.panel.set_running(True, n)
+        self.dock.show()
+        self.dock.raise_()  # the progress in sight (a tab behind the annotation panel on a short screen)
         self.panel.seed_spin.setValue((options.first_seed + options.candidates) % SEED_LIMIT)
         which = ", ".join(t.label for t in tasks)
         self.host.show_status(f"Generating {n} candidate(s) for {which} of {entry.image_id}…", 0)

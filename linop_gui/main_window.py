@@ -20,9 +20,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QSignalBlocker, Qt, QUrl, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QShowEvent
 from PySide6.QtWidgets import (
-    QApplication,
     QDockWidget,
-    QLabel,
     QMainWindow,
     QMenu,
     QMessageBox,
@@ -44,26 +42,19 @@ from linop_gui.keyboard import KeyboardGuard
 from linop_gui.loader import ImageLoader
 from linop_gui.settings import Settings
 from linop_gui.shortcuts import SHORTCUTS, ShortcutDialog, ShortcutSpec
-from linop_gui.theme import app_icon, apply_theme
+from linop_gui.theme import app_icon
 from linop_gui.tools import Tool
+from linop_gui.view_controls import ViewControls
 from linop_gui.viewer import ImageViewer
 from linop_gui.window_actions import ActionSet, build_menus, build_toolbar
+from linop_gui.window_layout import default_geometry, place_side_dock, restore_layout, scrolled
+from linop_gui.window_status import APP_NAME, StatusLine, about_text, app_version
 from linop_gui.workspace import NO_MODEL, Message, ModelInfo, Workspace
 
 if TYPE_CHECKING:
     from linop_gui.generation import GenerationController
 
-APP_NAME = "LINOP Studio"
 __all__ = ["APP_NAME", "NO_MODEL", "MainWindow", "ModelInfo", "app_version"]
-
-
-def app_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("linop")
-    except Exception:  # not installed as a distribution (running from a source tree)
-        return "0+unknown"
 
 
 class MainWindow(QMainWindow):
@@ -73,8 +64,10 @@ class MainWindow(QMainWindow):
     open_failed = Signal(str)
 
     def __init__(self, settings: Settings | None = None, *, model_path: str | None = None, device: str | None = None,
-                 session_base: Path | None = None) -> None:
+                 session_base: Path | None = None, remember_layout: bool = True) -> None:
+        """``remember_layout=False`` (``--screenshot``): start from the default layout and save none on close."""
         super().__init__()
+        self.remember_layout = remember_layout
         self.settings = settings or Settings()
         self.model_path = model_path
         self.device = device
@@ -102,17 +95,22 @@ class MainWindow(QMainWindow):
         self.stack.addWidget(self.hanging)
         self.setCentralWidget(self.stack)
 
+        left, right, bottom = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea,
+                               Qt.DockWidgetArea.BottomDockWidgetArea)
         self.browser = BrowserPanel(self.loader, self)
-        self.browser_dock = self._dock("Images", "browser", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.browser_dock = self._dock("Images", "browser", scrolled(self.browser), left)
         self.panel = AnnotatePanel(self.commands, self)
         self.panel.set_brush_radius(self.viewer.brush_radius)
-        self.panel_dock = self._dock("Annotate", "annotate", self.panel, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.gallery_dock = self._dock("Candidates", "gallery", QWidget(self), Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.panel_dock = self._dock("Annotate", "annotate", scrolled(self.panel), right)
+        self.gallery_dock = self._dock("Candidates", "gallery", QWidget(self), bottom)
         self.gallery_dock.hide()
+        self.view = ViewControls(self.workspace, self.commands, self.settings, viewer=self.viewer,
+                                 hanging=self.hanging, stack=self.stack, browser=self.browser,
+                                 browser_dock=self.browser_dock, panel=self.panel, status=self.show_status)
 
         self.menus = build_menus(self, self.commands, (self.browser_dock, self.panel_dock, self.gallery_dock))
         self.toolbar = build_toolbar(self, self.commands)
-        self._build_status_bar()
+        self.status_line = StatusLine(self.statusBar(), self, self.workspace, self.viewer)
         self.opener = DatasetOpener(self.workspace, self.loader, self.settings, parent=self,
                                     recent_menu=self.menus.recent, demo_menu=self.menus.demo, status=self.show_status,
                                     session_base=session_base)
@@ -127,13 +125,12 @@ class MainWindow(QMainWindow):
         self._sync_checks()
         self._update_enabled()
 
-        geometry, state = self.settings.window_geometry(), self.settings.window_state()
-        if geometry is not None:
-            self.restoreGeometry(geometry)
+        self.resizeDocks([self.browser_dock, self.panel_dock], [300, 300], Qt.Orientation.Horizontal)
+        if remember_layout:
+            restore_layout(self, self.settings.window_geometry(), self.settings.window_state(),
+                           self.settings.window_size())
         else:
-            self.resize(1500, 920)
-        if state is None or not self.restoreState(state):
-            self.resizeDocks([self.browser_dock, self.panel_dock], [330, 290], Qt.Orientation.Horizontal)
+            default_geometry(self)
 
     # ------------------------------------------------------------------------------------------ construction
     def action(self, action_id: str) -> QAction:
@@ -161,39 +158,34 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
-    def add_side_dock(self, dock: QDockWidget) -> None:
-        """A further dock on the right, under the annotation panel, listed in the View menu."""
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-        self.splitDockWidget(self.panel_dock, dock, Qt.Orientation.Vertical)
+    def add_side_dock(self, title: str, name: str, widget: QWidget) -> QDockWidget:
+        """A further scrolling dock on the right with the annotation panel (under it, or a tab behind it on a short
+        screen), listed in the View menu."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{name}")
+        dock.setWidget(scrolled(widget))
+        place_side_dock(self, self.panel_dock, dock)
         self.menus.view.addAction(dock.toggleViewAction())
-
-    def _build_status_bar(self) -> None:
-        status = self.statusBar()
-        self.pixel_label = QLabel("", self)
-        self.window_label = QLabel("", self)
-        self.model_label = QLabel("", self)
-        self.model_label.setToolTip("Generator used for previews (Help > About)")
-        for label in (self.pixel_label, self.window_label, self.model_label):
-            status.addPermanentWidget(label)
-        self._show_model_info(self.workspace.model)
+        return dock
 
     def show_status(self, text: str, timeout_ms: int = 4000) -> None:
-        self.statusBar().showMessage(text, timeout_ms)
+        self.status_line.show(text, timeout_ms)
 
     def _connect_actions(self) -> None:
-        a, ws, viewer, editor, opener = self.commands, self.workspace, self.viewer, self.editor, self.opener
+        a, ws, viewer, editor, opener, view = (self.commands, self.workspace, self.viewer, self.editor, self.opener,
+                                               self.view)
         handlers: dict[str, Callable[[], object]] = {
             "open": opener.choose_dataset, "open_file": opener.choose_file, "save_annotations": editor.save_dialog,
             "load_annotations": editor.load_dialog, "quit": self.close,
             "prev_image": lambda: self.browser.step(-1), "next_image": lambda: self.browser.step(+1),
             "first_image": lambda: self.browser.select_row(0),
             "last_image": lambda: self.browser.select_row(self.browser.model.rowCount() - 1),
-            "focus_filter": self._focus_filter, "fit": lambda: self._each_viewer(ImageViewer.fit),
+            "focus_filter": view.focus_filter, "fit": lambda: view.each_viewer(ImageViewer.fit),
             "one_to_one": viewer.one_to_one, "zoom_in": lambda: viewer.zoom_by(1.25),
-            "zoom_out": lambda: viewer.zoom_by(1 / 1.25), "reset_view": self._reset_view, "tags": self.show_tags,
-            "brush_smaller": lambda: self._set_brush_radius(round(viewer.brush_radius / 1.25)),
-            "brush_larger": lambda: self._set_brush_radius(round(viewer.brush_radius * 1.25) + 1),
-            "cancel": self._cancel, "mode_inpaint": lambda: editor.set_mode(Task.INPAINT),
+            "zoom_out": lambda: viewer.zoom_by(1 / 1.25), "reset_view": view.reset_view, "tags": self.show_tags,
+            "brush_smaller": lambda: view.set_brush_radius(round(viewer.brush_radius / 1.25)),
+            "brush_larger": lambda: view.set_brush_radius(round(viewer.brush_radius * 1.25) + 1),
+            "cancel": view.cancel, "mode_inpaint": lambda: editor.set_mode(Task.INPAINT),
             "mode_outpaint": lambda: editor.set_mode(Task.OUTPAINT), "delete_box": viewer.delete_selected,
             "undo": editor.undo, "redo": editor.redo, "generate": self._generate, "shortcuts": self.show_shortcuts,
             "about": self.show_about,
@@ -201,16 +193,16 @@ class MainWindow(QMainWindow):
         for action_id, handler in handlers.items():
             a[action_id].triggered.connect(lambda _=False, h=handler: h())
         for i in range(1, 5):
-            a[f"preset_{i}"].triggered.connect(lambda _=False, i=i: self.apply_preset(i - 1))
+            a[f"preset_{i}"].triggered.connect(lambda _=False, i=i: view.apply_preset(i - 1))
         for tool in Tool:
             a[f"tool_{tool.value}"].triggered.connect(lambda _=False, t=tool: ws.set_tool(t))
         for hole in (HoleKind.ELLIPSE, HoleKind.RECTANGLE, HoleKind.BRUSH):
             a[f"hole_{hole}"].triggered.connect(lambda _=False, h=hole: editor.set_hole(h))
-        a["hanging"].toggled.connect(self.set_hanging)
-        a["invert"].toggled.connect(self._set_inverted)
-        a["findings"].toggled.connect(self._set_show_findings)
-        a["overlays"].toggled.connect(self._set_show_overlays)
-        a["theme"].toggled.connect(lambda dark: self.set_theme("dark" if dark else "light"))
+        a["hanging"].toggled.connect(view.set_hanging)
+        a["invert"].toggled.connect(view.set_inverted)
+        a["findings"].toggled.connect(view.set_show_findings)
+        a["overlays"].toggled.connect(view.set_show_overlays)
+        a["theme"].toggled.connect(lambda dark: view.set_theme("dark" if dark else "light"))
 
         self.browser.entry_selected.connect(self.show_entry)
         self.loader.image_loaded.connect(self._on_image_loaded)
@@ -219,15 +211,12 @@ class MainWindow(QMainWindow):
         viewer.annotation_edited.connect(lambda annotation: ws.commit(annotation, viewer.selected))
         viewer.selection_changed.connect(lambda i: ws.select(None if i < 0 else i))
         viewer.window_changed.connect(lambda *_: ws.set_display(viewer.display_state()))
-        viewer.window_changed.connect(self._on_window_changed)
-        viewer.view_changed.connect(self._on_window_changed)
         viewer.tool_changed.connect(ws.set_tool)
-        viewer.pixel_hovered.connect(self._on_pixel)
         viewer.message.connect(lambda text: self.show_status(text, 4000))
-        self.hanging.view_activated.connect(self._open_from_hanging)
+        self.hanging.view_activated.connect(view.open_from_hanging)
         self.panel.box_selected.connect(lambda i: viewer.select_box(None if i < 0 else i))
         self.panel.margin_changed.connect(editor.set_margin)
-        self.panel.brush_radius_changed.connect(self._set_brush_radius)
+        self.panel.brush_radius_changed.connect(view.set_brush_radius)
 
     def _observe_workspace(self) -> None:
         ws = self.workspace
@@ -238,7 +227,6 @@ class MainWindow(QMainWindow):
         ws.display_changed.connect(self.viewer.apply_display)
         ws.tool_changed.connect(self._on_tool_changed)
         ws.hole_changed.connect(self._on_hole_changed)
-        ws.model_changed.connect(self._show_model_info)
         ws.message.connect(self._on_message)
 
     def _sync_checks(self) -> None:
@@ -309,8 +297,8 @@ class MainWindow(QMainWindow):
             self.workspace.show_image(entry, image)
         else:
             self.show_status(f"Loading {entry.path.name}…", 0)
-        if self.commands["hanging"].isChecked():
-            self._update_hanging()
+        if self.view.hanging_on:
+            self.view.update_hanging()
         for delta in (1, -1):
             neighbour = self.browser.neighbour(delta)
             if neighbour is not None and neighbour.ok:
@@ -378,101 +366,6 @@ class MainWindow(QMainWindow):
     def _on_message(self, message: Message) -> None:
         self.viewer.show_message(message.text, message.level)
 
-    # ------------------------------------------------------------------------------------------ view
-    def _each_viewer(self, fn: Callable[[ImageViewer], object]) -> None:
-        viewers = list(self.hanging.viewers.values()) if self.commands["hanging"].isChecked() else [self.viewer]
-        for viewer in viewers:
-            fn(viewer)
-
-    def apply_preset(self, index: int) -> None:
-        if not self.viewer.apply_preset(index):
-            self.show_status(f"This image has no window preset {index + 1}", 3000)
-        if self.commands["hanging"].isChecked():
-            for viewer in self.hanging.viewers.values():
-                viewer.apply_preset(index)
-
-    def _set_inverted(self, inverted: bool) -> None:
-        self.viewer.set_inverted(inverted)
-        for viewer in self.hanging.viewers.values():
-            viewer.set_inverted(inverted)
-
-    def _reset_view(self) -> None:
-        with QSignalBlocker(self.commands["invert"]):
-            self.commands["invert"].setChecked(False)
-        self._each_viewer(ImageViewer.reset)
-        self.viewer.reset()
-
-    def _set_show_findings(self, show: bool) -> None:
-        self.settings.show_findings = show
-        for viewer in (self.viewer, *self.hanging.viewers.values()):
-            viewer.set_show_findings(show)
-
-    def _set_show_overlays(self, show: bool) -> None:
-        self.settings.show_overlays = show
-        for viewer in (self.viewer, *self.hanging.viewers.values()):
-            viewer.set_show_overlays(show)
-
-    def set_hanging(self, on: bool) -> None:
-        """Four-view hanging of the current mammography study, or back to the single view."""
-        catalog, entry = self.workspace.catalog, self.workspace.entry
-        if on and (catalog is None or entry is None or not catalog.has_hanging(entry)):
-            with QSignalBlocker(self.commands["hanging"]):
-                self.commands["hanging"].setChecked(False)
-            self.show_status("Four-view hanging needs a mammography study with CC and MLO views", 5000)
-            return
-        if on:
-            self._update_hanging()
-        self.stack.setCurrentWidget(self.hanging if on else self.viewer)
-
-    def _update_hanging(self) -> None:
-        catalog, entry = self.workspace.catalog, self.workspace.entry
-        if catalog is None or entry is None:
-            return
-        if not entry.ok or not catalog.has_hanging(entry):
-            self.set_hanging(False)
-            with QSignalBlocker(self.commands["hanging"]):
-                self.commands["hanging"].setChecked(False)
-            return
-        self.hanging.set_study(catalog.hanging(entry), entry)
-
-    def _open_from_hanging(self, entry: CatalogEntry) -> None:
-        self.commands["hanging"].setChecked(False)
-        self.browser.select(entry.image_id)
-
-    def _focus_filter(self) -> None:
-        self.browser_dock.show()
-        self.browser.search.setFocus()
-        self.browser.search.selectAll()
-
-    def _set_brush_radius(self, radius: int) -> None:
-        self.viewer.set_brush_radius(radius)
-        self.settings.brush_radius = self.viewer.brush_radius
-        self.panel.set_brush_radius(self.viewer.brush_radius)
-
-    def _cancel(self) -> None:
-        self.viewer.cancel_interaction()
-        self.workspace.set_tool(Tool.PAN)
-
-    def _on_window_changed(self, *args: object) -> None:
-        window = self.viewer.window
-        if window is None:
-            self.window_label.setText("")
-            return
-        zoom = self.viewer.zoom() * 100
-        self.window_label.setText(f"W {window.width:.0f} / L {window.center:.0f} · zoom {zoom:.0f} %")
-
-    def _on_pixel(self, x: int, y: int, value: float) -> None:
-        shown = f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}"
-        self.pixel_label.setText(f"({x}, {y}) = {shown}")
-
-    def set_theme(self, theme: str) -> None:
-        self._theme = theme
-        self.settings.theme = theme
-        app = QApplication.instance()
-        if isinstance(app, QApplication):
-            apply_theme(app, theme)
-        self.commands.set_theme(theme)
-
     # ------------------------------------------------------------------------------------------ dialogs
     def show_tags(self) -> None:
         entry = self.workspace.entry
@@ -494,21 +387,7 @@ class MainWindow(QMainWindow):
         self._shortcut_dialog = dialog
 
     def about_text(self) -> str:
-        info = self.workspace.model
-        rows = [
-            f"<h3>{APP_NAME} {app_version()}</h3>",
-            "<p>Lesion in- and out-painting of mammograms and chest X-rays with a Mask-Aware Transformer.</p>",
-            "<table>",
-            f"<tr><td><b>Model</b>&nbsp;</td><td>{info.name}</td></tr>",
-            f"<tr><td><b>Version</b>&nbsp;</td><td>{info.version}</td></tr>",
-            f"<tr><td><b>Weights licence</b>&nbsp;</td><td>{info.licence}</td></tr>",
-        ]
-        if info.path:
-            rows.append(f"<tr><td><b>Checkpoint</b>&nbsp;</td><td>{info.path}</td></tr>")
-        if info.device:
-            rows.append(f"<tr><td><b>Device</b>&nbsp;</td><td>{info.device}</td></tr>")
-        rows.append("</table><p>Synthetic images are for research and training data only, never for diagnosis.</p>")
-        return "".join(rows)
+        return about_text(self.workspace.model)
 
     def show_about(self) -> None:
         box = QMessageBox(self)
@@ -521,9 +400,6 @@ class MainWindow(QMainWindow):
         self._about_box = box
 
     # ------------------------------------------------------------------------------------------ generation seam
-    def _show_model_info(self, info: ModelInfo) -> None:
-        self.model_label.setText(f"Model: {info.label}")
-
     def set_generate_handler(self, handler: Callable[[], None] | None) -> None:
         """What G / Generate does (the generation panel's entry point); None disables it."""
         self._generate_handler = handler
@@ -573,8 +449,9 @@ class MainWindow(QMainWindow):
             self.viewer.setFocus(Qt.FocusReason.ActiveWindowFocusReason)
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self.settings.save_window(self.saveGeometry(), self.saveState())
-        self.settings.sync()
+        if self.remember_layout:
+            self.settings.save_window(self.saveGeometry(), self.saveState(), self.size())
+            self.settings.sync()
         if self.generation is not None:
             self.generation.shutdown()
         self.loader.shutdown()

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings
+from PySide6.QtCore import QByteArray, QSettings, QSize
 
 from linop_core.vocab import HoleKind
 
@@ -142,9 +142,16 @@ class Settings:
         value = self.q.value("window/state")
         return value if isinstance(value, QByteArray) else None
 
-    def save_window(self, geometry: QByteArray, state: QByteArray) -> None:
+    def window_size(self) -> QSize | None:
+        """The size of the saved window (without its frame), to tell whether it fits the screen at hand."""
+        value = self.q.value("window/size")
+        return value if isinstance(value, QSize) and value.isValid() else None
+
+    def save_window(self, geometry: QByteArray, state: QByteArray, size: QSize | None = None) -> None:
         self.q.setValue("window/geometry", geometry)
         self.q.setValue("window/state", state)
+        if size is not None:
+            self.q.setValue("window/size", size)
 
     def sync(self) -> None:
         self.q.sync()

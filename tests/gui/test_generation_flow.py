@@ -103,7 +103,7 @@ def test_biharmonic_generate_review_export_and_reopen(qtbot, make_window, mammo_
     window = make_window(mammo_root)
     controller = attach(qtbot, window, EngineSpec.biharmonic(64, device="cpu"))
     assert controller.engine_info.engine == "biharmonic"
-    assert "biharmonic" in window.model_label.text() and "CPU" in window.model_label.text()
+    assert "biharmonic" in window.status_line.model_label.text() and "CPU" in window.status_line.model_label.text()
     image_id, path = normal_training_image(mammo_root)
     show_image(qtbot, window, image_id)
     window.viewer.add_box(box_in_breast(path, 30))
@@ -269,7 +269,7 @@ def test_mat_small_generates_a_batch_of_candidates(qtbot, make_window, mammo_roo
     controller = window.enable_generation()
     qtbot.waitUntil(lambda: controller.engine_info is not None, timeout=60_000)
     assert controller.engine_info.engine == "mat" and controller.engine_info.model_name == "mat-small"
-    assert "MAT mat-small" in window.model_label.text()
+    assert "MAT mat-small" in window.status_line.model_label.text()
     image_id, path = normal_training_image(mammo_root)
     show_image(qtbot, window, image_id)
     window.viewer.add_box(box_in_breast(path, 30))
@@ -409,7 +409,7 @@ def test_the_bundled_model_follows_each_image_task_and_the_panel_names_what_is_l
         assert controller.engine_info.checkpoint_sha256 == sha
         # The panel, the status bar and the workspace all name the model actually loaded: path and hash.
         assert panel.path_edit.text() == str(path) and sha[:12] in panel.info_label.text()
-        assert sha[:8] in window.model_label.text()
+        assert sha[:8] in window.status_line.model_label.text()
         assert window.workspace.model.path == str(path) and window.workspace.model.sha256 == sha
 
     loaded("inpaint")
@@ -426,6 +426,6 @@ def test_the_bundled_model_follows_each_image_task_and_the_panel_names_what_is_l
         controller.load_engine(EngineSpec(checkpoint=str(garbage)), remember=False)
     assert dialogs and "garbage.pt" in dialogs[-1][2]
     sha = sha256_file(find_bundled_model("inpaint"))
-    assert "garbage" not in window.model_label.text() and sha[:8] in window.model_label.text()
+    assert "garbage" not in window.status_line.model_label.text() and sha[:8] in window.status_line.model_label.text()
     assert f"Still using: MAT mat-small {sha[:8]}" in panel.info_label.text()
     assert window.workspace.model.sha256 == sha

@@ -159,7 +159,7 @@ def test_brush_paints_a_hole_and_the_eraser_clears_it(make_window, mammo_root: P
     viewer, session = window.viewer, window.workspace.session
     image_id = window.workspace.entry.image_id
     h, w = viewer.image.pixels.shape
-    window._set_brush_radius(10)
+    window.view.set_brush_radius(10)
     QTest.keyClick(window, Qt.Key.Key_B)
     assert viewer.tool == Tool.BRUSH
     with qtbot.waitSignal(window.annotation_changed, timeout=5000):
@@ -286,7 +286,7 @@ def test_drop_and_recent_and_about(make_window, mammo_root: Path, qtbot) -> None
     from PySide6.QtGui import QDropEvent
 
     window = make_window()
-    assert "biharmonic (no model)" in window.about_text() and "biharmonic" in window.model_label.text()
+    assert "biharmonic (no model)" in window.about_text() and "biharmonic" in window.status_line.model_label.text()
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(mammo_root))])
     event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
@@ -304,9 +304,9 @@ def test_model_and_device_are_kept_for_generation(make_window, tmp_path: Path) -
     ckpt.write_bytes(b"x")
     window = make_window(model_path=str(ckpt), device="cpu")
     assert window.model_path == str(ckpt) and window.device == "cpu"
-    assert "mat-demo" in window.model_label.text()
+    assert "mat-demo" in window.status_line.model_label.text()
     window.workspace.set_model(ModelInfo("mat-small", "0.1.0", "Apache-2.0", str(ckpt), "cpu"))
-    assert "Apache-2.0" in window.about_text() and "mat-small" in window.model_label.text()
+    assert "Apache-2.0" in window.about_text() and "mat-small" in window.status_line.model_label.text()
     assert not window.action("generate").isEnabled()
 
 
