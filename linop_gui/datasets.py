@@ -15,10 +15,19 @@ from linop_core.catalog import Catalog
 from linop_core.errors import LinopError
 from linop_core.review.session import ReviewSession
 from linop_gui.loader import ImageLoader
+from linop_gui.preflight import path_problem
 from linop_gui.settings import Settings
 from linop_gui.workspace import Workspace
 
 StatusFn = Callable[[str, int], None]
+
+
+def _open_catalog(target: Path) -> Catalog:
+    """The catalog of ``target``; a file that is not DICOM is refused rather than its folder opened."""
+    problem = path_problem(target)
+    if problem is not None:
+        raise LinopError(problem)
+    return Catalog.open(target)
 
 
 class DatasetOpener(QObject):
@@ -61,7 +70,7 @@ class DatasetOpener(QObject):
         follows, or ``failed``."""
         target = Path(path).expanduser()
         self._status(f"Opening {target}…", 0)
-        self.loader.submit(lambda: Catalog.open(target), lambda c: self._on_catalog(c, target), self._fail)
+        self.loader.submit(lambda: _open_catalog(target), lambda c: self._on_catalog(c, target), self._fail)
 
     def _on_catalog(self, catalog: Catalog, opened: Path) -> None:
         try:

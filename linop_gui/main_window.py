@@ -62,6 +62,7 @@ class MainWindow(QMainWindow):
     image_changed = Signal(object, object)  # CatalogEntry, DicomImage
     annotation_changed = Signal(str, object)  # image_id, ImageAnnotation
     open_failed = Signal(str)
+    image_failed = Signal(str)  # the current entry cannot be shown: why
 
     def __init__(self, settings: Settings | None = None, *, model_path: str | None = None, device: str | None = None,
                  session_base: Path | None = None, remember_layout: bool = True) -> None:
@@ -291,6 +292,7 @@ class MainWindow(QMainWindow):
             self.panel.show_annotation(ImageAnnotation(), None)
             self.show_status(entry.error or "", 10000)
             self._update_enabled()
+            self.image_failed.emit(entry.error or f"{entry.path}: unreadable file")
             return
         image = self.loader.load(entry.path)
         if image is not None:
@@ -316,6 +318,7 @@ class MainWindow(QMainWindow):
             self.viewer.clear(message)
             self.show_status(message, 10000)
             self._update_enabled()
+            self.image_failed.emit(message)
 
     def _on_image_shown(self, entry: CatalogEntry, image: DicomImage) -> None:
         self.viewer.inverted = self.commands["invert"].isChecked()
