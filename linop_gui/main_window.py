@@ -77,6 +77,7 @@ class MainWindow(QMainWindow):
             name=f"{Path(model_path).stem} (not loaded yet)" if model_path else NO_MODEL,
             version="not loaded yet" if model_path else "—", path=model_path, device=device))
         self._generate_handler: Callable[[], None] | None = None
+        self._return_to: tuple[str, int | None] | None = None  # image and box in use when the dataset was closed
         self._theme = self.settings.theme
 
         self.setWindowTitle(APP_NAME)
@@ -256,11 +257,17 @@ class MainWindow(QMainWindow):
     def _on_dataset_opened(self, catalog: Catalog, session: ReviewSession) -> None:
         self.viewer.set_brush_store(session.save_brush, session.load_brush)
         self.setWindowTitle(f"{catalog.root.name} — {APP_NAME}")
-        self.browser.set_catalog(catalog)
+        image_id, selected = self.settings.last_view(catalog.root)
+        self._return_to = None
+        self.browser.set_catalog(catalog)  # shows the first image
+        if image_id is not None and catalog.initial_path is None:
+            self._return_to = (image_id, selected)
         if catalog.initial_path is not None:
             entry = catalog.find_path(catalog.initial_path)
             if entry is not None:
                 self.browser.select(entry.image_id)
+        elif image_id is not None:
+            self.browser.select(image_id)  # back to the image in use last time
         message = catalog.summary
         if catalog.problems:
             message += f" — {len(catalog.problems)} problem(s), see the list's tooltip"
@@ -286,6 +293,8 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------------------------ images
     def show_entry(self, entry: CatalogEntry) -> None:
+        if self._return_to is not None and self._return_to[0] != entry.image_id:
+            self._return_to = None  # the reader went elsewhere first
         self.workspace.choose_entry(entry)
         if not entry.ok:
             self.viewer.clear(entry.error or "unreadable file")
@@ -326,6 +335,10 @@ class MainWindow(QMainWindow):
         annotation = self.workspace.annotation()
         self.viewer.set_annotation(annotation, self.workspace.selected)
         self._show_annotation_state(annotation)
+        if self._return_to is not None and self._return_to[0] == entry.image_id:
+            self.workspace.select(self._return_to[1])
+            self._return_to = None
+        self._remember_view()
         self.show_status(f"{entry.image_id}  {entry.view_label}", 3000)
         self._update_enabled()
         self.image_changed.emit(entry, image)
@@ -344,7 +357,13 @@ class MainWindow(QMainWindow):
         self._sync_hole_action()
         self._update_enabled()
 
+    def _remember_view(self) -> None:
+        ws = self.workspace
+        if ws.catalog is not None and ws.image_id is not None and self.remember_layout:
+            self.settings.set_last_view(ws.catalog.root, ws.image_id, ws.selected)
+
     def _on_selection_changed(self, index: int | None) -> None:
+        self._remember_view()
         if self.viewer.selected != index:
             self.viewer.select_box(index)
         self.panel.select_row(-1 if index is None else index)

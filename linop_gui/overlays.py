@@ -83,7 +83,7 @@ class _CornerLabel(QLabel):
         self.setAlignment(alignment)
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents, True)
         self.setStyleSheet(
-            f"QLabel {{ color: {OVERLAY_TEXT.name()}; background-color: rgba(0, 0, 0, 150); border: none;"
+            f"QLabel {{ color: {OVERLAY_TEXT.name()}; background-color: rgba(0, 0, 0, 170); border: none;"
             " border-radius: 3px; padding: 2px 5px; }"
         )
         font = QFont(self.font())

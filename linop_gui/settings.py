@@ -7,6 +7,7 @@ temporary folder) so nothing leaks between tests or into the user's real setting
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,10 @@ def _as_float(value: Any, default: float, lo: float, hi: float) -> float:
     except (TypeError, ValueError):
         return default
     return min(max(number, lo), hi)
+
+
+def _root_key(root: str | os.PathLike[str]) -> str:
+    return hashlib.sha1(str(Path(root).expanduser().resolve()).encode()).hexdigest()[:16]
 
 
 class Settings:
@@ -132,6 +137,20 @@ class Settings:
     @reviewer.setter
     def reviewer(self, value: str) -> None:
         self.q.setValue("review/reviewer", str(value))
+
+    # -- where the reader was, per dataset -------------------------------------------------------------------
+    def last_view(self, root: str | os.PathLike[str]) -> tuple[str | None, int | None]:
+        """The image and selected box in use when ``root`` was last open (so reopening returns there)."""
+        key = _root_key(root)
+        image_id = self.q.value(f"datasets/{key}/image_id")
+        box = self.q.value(f"datasets/{key}/selected_box")
+        index = _as_int(box, -1, -1, 1_000_000) if box not in (None, "") else -1
+        return (str(image_id) if image_id else None), (index if index >= 0 else None)
+
+    def set_last_view(self, root: str | os.PathLike[str], image_id: str, selected: int | None) -> None:
+        key = _root_key(root)
+        self.q.setValue(f"datasets/{key}/image_id", image_id)
+        self.q.setValue(f"datasets/{key}/selected_box", -1 if selected is None else int(selected))
 
     # -- window layout ---------------------------------------------------------------------------------------
     def window_geometry(self) -> QByteArray | None:

@@ -197,7 +197,10 @@ class ImageViewer(QWidget, PointerTools):
         self.window = own[0] if own else self.presets[0]
         self._set_source(self._display)
         h, w = image.pixels.shape
-        self.viewbox.setLimits(xMin=-w * 0.5, xMax=w * 1.5, yMin=-h * 0.5, yMax=h * 1.5)
+        # Panning stops a little past the image, but zooming out must always reach the whole image: a landscape
+        # image in a tall view needs a vertical range well beyond its own height (and a portrait one the reverse).
+        margin = 2.0 * max(w, h)
+        self.viewbox.setLimits(xMin=-margin, xMax=w + margin, yMin=-margin, yMax=h + margin)
         self.set_placeholder("")
         self.set_difference_overlay(None)
         self.annotation = ImageAnnotation()

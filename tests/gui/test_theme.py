@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtWidgets import QApplication, QCheckBox, QRadioButton, QStyle, QStyleOptionButton
+from PySide6.QtWidgets import (
+    QApplication,
+    QCheckBox,
+    QRadioButton,
+    QStyle,
+    QStyleOptionButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from linop_gui.theme import apply_theme
 
@@ -23,26 +31,34 @@ def _indicator(widget) -> tuple[list[int], int]:
 
 
 @pytest.mark.parametrize("theme", ["dark", "light"])
-@pytest.mark.parametrize("kind", [QCheckBox, QRadioButton])
-def test_indicators_are_visible_on_and_off(qtbot, theme: str, kind) -> None:
+def test_indicators_are_visible_on_and_off(qtbot, theme: str) -> None:
     app = QApplication.instance()
     apply_theme(app, theme)
     try:
+        host = QWidget()
+        qtbot.addWidget(host)
+        layout = QVBoxLayout(host)
+        widgets = {}
+        for kind in (QCheckBox, QRadioButton):
+            for checked in (False, True):
+                for enabled in (True, False):
+                    widget = kind("Allow test-split sources")
+                    widget.setAutoExclusive(False)
+                    widget.setChecked(checked)
+                    widget.setEnabled(enabled)
+                    layout.addWidget(widget)
+                    widgets[(kind, checked, enabled)] = widget
+        host.resize(300, 260)
+        host.show()
+        qtbot.waitExposed(host)
         shown = {}
-        for checked in (False, True):
-            for enabled in (True, False):
-                widget = kind("Allow test-split sources")
-                qtbot.addWidget(widget)
-                widget.setChecked(checked)
-                widget.setEnabled(enabled)
-                widget.resize(260, 24)
-                widget.show()
-                qtbot.waitExposed(widget)
-                pixels, background = _indicator(widget)
-                contrast = max(abs(p - background) for p in pixels)
-                # An outline (or fill) that stands out from the background, even unticked and disabled.
-                assert contrast >= (40 if enabled else 20), (theme, kind.__name__, checked, enabled, contrast)
-                shown[(checked, enabled)] = sorted(pixels)
-        assert shown[(True, True)] != shown[(False, True)]  # ticked and unticked look different
+        for (kind, checked, enabled), widget in widgets.items():
+            pixels, background = _indicator(widget)
+            contrast = max(abs(p - background) for p in pixels)
+            # An outline (or fill) that stands out from the background, even unticked and disabled.
+            assert contrast >= (40 if enabled else 20), (theme, kind.__name__, checked, enabled, contrast)
+            shown[(kind, checked, enabled)] = sorted(pixels)
+        for kind in (QCheckBox, QRadioButton):
+            assert shown[(kind, True, True)] != shown[(kind, False, True)]  # ticked and unticked look different
     finally:
         apply_theme(app, "dark")
