@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from linop_core.review.session import REJECT_REASONS, CandidateEntry, ReviewSession
 from linop_core.vocab import Decision
-from linop_gui.gallery_items import THUMBNAIL_SIDE, GalleryItem
+from linop_gui.gallery_items import GalleryItem
 
 DECISION_MARK = {Decision.APPROVED: "✓ approved", Decision.REJECTED: "✗ rejected", Decision.PENDING: "• pending"}
 REASON_TEXT = {
@@ -43,9 +43,10 @@ REASON_TEXT = {
     "artefact": "&Artefact",
     "other": "&Other",
 }
-HINT = ("Selected candidate in the viewer, full size · hold Tab or Space: original · Y approve · X reject · "
-        "Alt+1-5 realism · M difference · ←/→ candidates")
+HINT = ("The selected candidate is in the viewer at full size · hold Tab or Space: the original · Y approve · "
+        "X reject · Alt+1-5 realism · M difference · ←/→ candidates")
 EMPTY = "No candidates yet: draw a box (N) and press G."
+ICON_SIDE = 72  # the thumbnails only navigate: small, so the image keeps the screen
 
 
 def _qimage(gray: np.ndarray) -> QImage:
@@ -75,11 +76,11 @@ class CandidateGallery(QWidget):
         self.list.setFlow(QListView.Flow.LeftToRight)
         self.list.setWrapping(False)
         self.list.setMovement(QListView.Movement.Static)
-        self.list.setIconSize(QSize(THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+        self.list.setIconSize(QSize(ICON_SIDE, ICON_SIDE))
         self.list.setSpacing(4)
         self.list.setUniformItemSizes(True)
         self.list.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        self.list.setFixedHeight(THUMBNAIL_SIDE + 64)
+        self.list.setFixedHeight(ICON_SIDE + 60)
         self.list.setToolTip("Click a candidate to show it in the viewer (←/→ move between them)")
         self.list.currentRowChanged.connect(self._on_row_changed)
 
@@ -127,25 +128,19 @@ class CandidateGallery(QWidget):
         controls.addLayout(score_row)
         controls.addSpacing(8)
         controls.addWidget(self.diff_button)
-        controls.addStretch(1)
+        controls.addSpacing(8)
+        self.status.setMinimumWidth(60)
+        self.status.setToolTip(HINT)
+        controls.addWidget(self.status, 1)
         controls.addWidget(QLabel("Reviewer:", self))
         controls.addWidget(self.reviewer_edit)
-        self.status.setWordWrap(True)
-        self.status.setMinimumWidth(120)
-        hint = QLabel(HINT, self)
-        hint.setObjectName("hint")
-        hint.setWordWrap(True)
-        hint.setMinimumWidth(120)
-        notes = QHBoxLayout()
-        notes.addWidget(self.status, 2)
-        notes.addWidget(hint, 3)
+        self.setToolTip(HINT)
 
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.setSpacing(4)
+        layout.setContentsMargins(4, 2, 4, 2)
+        layout.setSpacing(2)
         layout.addWidget(self.list)
         layout.addLayout(controls)
-        layout.addLayout(notes)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Maximum)
         self._update_controls()
 
@@ -178,7 +173,7 @@ class CandidateGallery(QWidget):
             self.items.append(item)
             row = QListWidgetItem(QIcon(QPixmap.fromImage(_qimage(item.thumbnail))), "")
             row.setData(Qt.ItemDataRole.UserRole, item.candidate_id)
-            row.setSizeHint(QSize(THUMBNAIL_SIDE + 24, THUMBNAIL_SIDE + 40))
+            row.setSizeHint(QSize(ICON_SIDE + 48, ICON_SIDE + 36))
             self.list.addItem(row)
             self._refresh_row(len(self.items) - 1)
         if len(self.items) > first_new and (select_first or self.list.currentRow() < 0):
@@ -313,4 +308,5 @@ class CandidateGallery(QWidget):
             e = self.entry(it.candidate_id)
             counts[e.decision if e is not None else Decision.PENDING] += 1
         self.status.setText(f"{len(self.items)} candidate(s): {counts[Decision.APPROVED]} approved, "
-                            f"{counts[Decision.REJECTED]} rejected, {counts[Decision.PENDING]} pending")
+                            f"{counts[Decision.REJECTED]} rejected, {counts[Decision.PENDING]} pending · "
+                            "hold Tab: original")

@@ -71,12 +71,13 @@ class GeneratePanel(QWidget):
         buttons.addWidget(self.generate_button, 1)
         buttons.addWidget(self.cancel_button)
 
+        # Generate, Cancel and the progress first: in sight however short the dock is.
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
-        layout.addWidget(model_box)
-        layout.addWidget(settings_box)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
+        layout.addWidget(settings_box)
+        layout.addWidget(model_box)
         layout.addStretch(1)
 
     def options(self) -> GenerateOptions:

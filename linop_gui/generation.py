@@ -200,6 +200,7 @@ class GenerationController(QObject):
         self.panel.set_running(True, n)
         self.dock.show()
         self.dock.raise_()  # the progress in sight (a tab behind the annotation panel on a short screen)
+        self.host.show_gallery()  # laid out now, not when the first candidate arrives (the model is busy then)
         self.panel.seed_spin.setValue((options.first_seed + options.candidates) % SEED_LIMIT)
         which = ", ".join(t.label for t in tasks)
         self.host.show_status(f"Generating {n} candidate(s) for {which} of {entry.image_id}…", 0)

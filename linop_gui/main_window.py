@@ -431,13 +431,15 @@ class MainWindow(QMainWindow):
         if self._generate_handler is not None:
             self._generate_handler()
 
-    def set_gallery_widget(self, widget: QWidget, title: str = "Candidates") -> None:
+    def set_gallery_widget(self, widget: QWidget, title: str = "Candidates", *, show: bool = True) -> None:
+        """``widget`` in the bottom "Candidates" dock; ``show=False`` keeps the dock hidden until
+        :meth:`show_gallery` (so the image has the height until there is something to review)."""
         self.gallery_dock.setWidget(widget)
         self.gallery_dock.setWindowTitle(title)
-        self.gallery_dock.show()
+        self.gallery_dock.setVisible(show)
 
-    def show_gallery(self) -> None:
-        self.gallery_dock.show()
+    def show_gallery(self, visible: bool = True) -> None:
+        self.gallery_dock.setVisible(visible)
 
     def enable_generation(self) -> GenerationController:
         """Adds generation, review and export (the model and io threads) to this window; returns the controller."""

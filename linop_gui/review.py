@@ -36,9 +36,9 @@ class ReviewHost(Protocol):
 
     def bind_hold(self, action_id: str, handler: Callable[[bool], None], available: Callable[[], bool]) -> None: ...
 
-    def set_gallery_widget(self, widget: CandidateGallery, title: str = "Candidates") -> None: ...
+    def set_gallery_widget(self, widget: CandidateGallery, title: str = "Candidates", *, show: bool = True) -> None: ...
 
-    def show_gallery(self) -> None: ...
+    def show_gallery(self, visible: bool = True) -> None: ...
 
     def show_status(self, text: str, timeout_ms: int = 4000) -> None: ...
 
@@ -62,7 +62,7 @@ class ReviewController(QObject):
         self._viewer_timer.setInterval(0)
         self._viewer_timer.timeout.connect(self._show_candidate)
 
-        host.set_gallery_widget(self.gallery, "Candidates")
+        host.set_gallery_widget(self.gallery, "Candidates", show=False)  # shown once there are candidates
         self.gallery.candidate_selected.connect(self._on_selected)
         self.gallery.difference_toggled.connect(lambda on: self._show_candidate())
         self.gallery.reviewed.connect(self._on_reviewed)
@@ -105,6 +105,7 @@ class ReviewController(QObject):
             return [] if session is None else list(session.candidates_for(entry.image_id))
         self.gallery.clear(entry.image_id)
         entries = list(session.candidates_for(entry.image_id))
+        self.host.show_gallery(bool(entries))  # the image keeps the height while there is nothing to review
         if entries:
             fallback = self.workspace.display.window or VoiWindow(0.0, 1.0)
             self.gallery_job = self.io_worker.submit(

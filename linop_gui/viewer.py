@@ -186,6 +186,7 @@ class ImageViewer(QWidget, PointerTools):
         self.image = image
         self.entry = entry
         self._override = None
+        self._pixel_text = ""
         self._display = display_array(image)
         self._value_span = data_range(image) if self._display.dtype != np.uint16 else (
             float(self._display.min()), float(self._display.max()))

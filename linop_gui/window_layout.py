@@ -26,7 +26,7 @@ def scrolled(widget: QWidget) -> QScrollArea:
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
     area.setMinimumHeight(80)
     # As wide as the content wants (up to a limit), so only the height ever scrolls.
-    area.setMinimumWidth(min(widget.minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width(), 340))
+    area.setMinimumWidth(min(widget.minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width(), 380))
     return area
 
 
