@@ -93,6 +93,7 @@ class GenerationController(QObject):
         self.panel = GeneratePanel()
         self.generation_job: int | None = None
         self._streamed = 0  # candidates of the running generation received so far
+        self._generate_jobs: set[int] = set()  # submitted, not finished
         self.last_result: GenerationResult | None = None
         self.errors: list[WorkerError] = []
         self._closed = False
@@ -171,14 +172,14 @@ class GenerationController(QObject):
         """Generates candidates for the current image's boxes (latest request wins); returns the job id."""
         ws = self.workspace
         if ws.session is None or ws.entry is None or ws.image is None:
-            self.host.show_status("Open an image first", 4000)
+            ws.tell("Nothing to generate for: open an image first", MessageLevel.WARNING)
             return None
         if not ws.image_ready:
-            self.host.show_status("The image is still loading; press G again in a moment", 4000)
+            ws.tell("The image is still loading; press G again in a moment", MessageLevel.INFO)
             return None
         annotation = ws.annotation()
         if not annotation.boxes:
-            self.host.show_status("Draw a box first (N or Ctrl+R), then press G", 5000)
+            ws.tell("No box on this image: draw one first (N, then drag), then press G", MessageLevel.WARNING)
             return None
         options = self.panel.options()
         seeds = tuple((options.first_seed + i) % SEED_LIMIT for i in range(options.candidates))
@@ -196,6 +197,7 @@ class GenerationController(QObject):
         self._streamed = 0
         self.generation_job = self.model_worker.submit(partial(run_generation, request=request, session=ws.session),
                                                        channel=GENERATE_CHANNEL)
+        self._generate_jobs.add(self.generation_job)
         n = len(tasks) * len(seeds)
         self.panel.set_running(True, n)
         self.dock.show()
@@ -250,6 +252,7 @@ class GenerationController(QObject):
         if job_id == self.generation_job and error.kind == "input":
             self.errors.append(error)
             self.workspace.tell(error.message, MessageLevel.WARNING)  # refused: said where the user looks
+            self.host.show_status("Nothing generated: the reason is over the image", 6000)
             return
         self._show_error(error)
 
@@ -258,8 +261,13 @@ class GenerationController(QObject):
             self.host.show_status(f"Generation cancelled; {self._streamed} candidate(s) kept", 4000)
 
     def _on_finished(self, job_id: int) -> None:
+        if job_id not in self._generate_jobs:
+            return  # an engine load or a batch run
+        self._generate_jobs.discard(job_id)
         if not self.model_worker.channel_busy(GENERATE_CHANNEL):
             self.panel.set_running(False)
+            if not self.gallery.items:
+                self.host.show_gallery(False)  # nothing came: the image gets its height back
 
     def _show_error(self, error: WorkerError) -> None:
         self.errors.append(error)
