@@ -22,8 +22,9 @@ from typing import Generic, ParamSpec
 
 from linop_core.catalog import Catalog, CatalogEntry
 from linop_core.dicom import DicomImage, VoiWindow
+from linop_core.errors import LinopError
 from linop_core.review.session import ImageAnnotation, ReviewSession
-from linop_core.vocab import HoleKind
+from linop_core.vocab import HoleKind, Task
 from linop_gui.tools import Tool
 
 P = ParamSpec("P")
@@ -173,7 +174,19 @@ class Workspace:
         image_id = image_id if image_id is not None else self.image_id
         if self.session is None or image_id is None:
             return ImageAnnotation()
+        if image_id not in self.session.annotations:
+            return ImageAnnotation(mode=self.task_of(image_id))  # nothing drawn yet: the image's own task
         return self.session.annotation(image_id)
+
+    def task_of(self, image_id: str) -> Task:
+        """The synthesis an image is for (a chest X-ray: outpainting), inpainting when nothing says otherwise."""
+        if self.catalog is None:
+            return Task.INPAINT
+        try:
+            entry = self.catalog.by_id(image_id)
+        except LinopError:
+            return Task.INPAINT
+        return self.catalog.task_of(entry) or Task.INPAINT
 
     def commit(self, annotation: ImageAnnotation, selected: int | None = None) -> bool:
         """Replaces the current image's annotation (one undoable, saved step) and selects box ``selected``;
