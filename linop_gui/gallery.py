@@ -80,7 +80,7 @@ class CandidateGallery(QWidget):
         self.list.setSpacing(4)
         self.list.setUniformItemSizes(True)
         self.list.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        self.list.setFixedHeight(ICON_SIDE + 60)
+        self.list.setFixedHeight(ICON_SIDE + 68)
         self.list.setToolTip("Click a candidate to show it in the viewer (←/→ move between them)")
         self.list.currentRowChanged.connect(self._on_row_changed)
 
@@ -173,7 +173,7 @@ class CandidateGallery(QWidget):
             self.items.append(item)
             row = QListWidgetItem(QIcon(QPixmap.fromImage(_qimage(item.thumbnail))), "")
             row.setData(Qt.ItemDataRole.UserRole, item.candidate_id)
-            row.setSizeHint(QSize(ICON_SIDE + 48, ICON_SIDE + 36))
+            row.setSizeHint(QSize(ICON_SIDE + 64, ICON_SIDE + 44))
             self.list.addItem(row)
             self._refresh_row(len(self.items) - 1)
         if len(self.items) > first_new and (select_first or self.list.currentRow() < 0):
@@ -288,9 +288,9 @@ class CandidateGallery(QWidget):
         decision = entry.decision if entry is not None else Decision.PENDING
         score = f" · {entry.realism_score}/5" if entry is not None and entry.realism_score else ""
         reason = f" ({entry.reject_reason})" if entry is not None and entry.reject_reason else ""
-        box = "all" if item.box_index is None else str(item.box_index + 1)
+        what = "outpaint" if item.box_index is None else f"box {item.box_index + 1}"
         widget_item = self.list.item(row)
-        widget_item.setText(f"box {box} · seed {item.seed}\n{DECISION_MARK[decision]}{score}")
+        widget_item.setText(f"{what} · seed {item.seed}\n{DECISION_MARK[decision]}{score}")
         widget_item.setToolTip(f"{item.engine} · seed {item.seed} · {decision}{reason}{score}")
 
     def _update_controls(self) -> None:
