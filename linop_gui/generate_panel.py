@@ -100,6 +100,12 @@ class GeneratePanel(QWidget):
         else:
             self.progress.setFormat("Stopped at %v of %m")
 
+    def reset_progress(self) -> None:
+        """Nothing generated for the image on screen yet (a finished count belongs to the image it was made for)."""
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("Ready: G generates for the selected box")
+
     def show_progress(self, done: int, total: int) -> None:
         """``done`` of ``total`` candidates made (or skipped)."""
         self.progress.setRange(0, max(total, 1))

@@ -299,6 +299,8 @@ class GenerationController(QObject):
                              remember=False)
 
     def _on_image_changed(self, entry: CatalogEntry, image: DicomImage) -> None:
+        if not self.model_worker.channel_busy(GENERATE_CHANNEL) and self.gallery.image_id != entry.image_id:
+            self.panel.reset_progress()
         entries = self.review.show_image(entry, image)
         seeds = [e.seed for e in entries]
         self.panel.seed_spin.setValue(max(seeds) + 1 if seeds else 0)

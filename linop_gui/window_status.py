@@ -56,6 +56,7 @@ class StatusLine:
         viewer.view_changed.connect(self._on_window_changed)
         viewer.pixel_hovered.connect(self._on_pixel)
         workspace.model_changed.connect(self.show_model)
+        workspace.entry_changed.connect(lambda entry: self.pixel_label.setText(""))  # that pixel was another image's
         self.show_model(workspace.model)
 
     def show(self, text: str, timeout_ms: int = 4000) -> None:
