@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -21,6 +20,7 @@ from linop_core.dicom import DicomImage, VoiWindow
 from linop_core.errors import LinopError
 from linop_core.review.session import CandidateEntry, ImageAnnotation, ReviewSession
 from linop_core.synthesis import InpaintRequest, OutpaintRequest, SynthesisRequest, synthesize
+from linop_core.vindr import Finding
 from linop_core.vocab import HoleKind, Task
 from linop_gui.gallery_items import GalleryItem, load_gallery_items, make_gallery_item
 from linop_gui.worker import JobContext
@@ -81,7 +81,7 @@ class GenerationResult:
     seed_used: bool = True
 
 
-def outpaint_labels(annotation: ImageAnnotation, findings: tuple[Any, ...]) -> tuple[str, ...]:
+def outpaint_labels(annotation: ImageAnnotation, findings: tuple[Finding, ...]) -> tuple[str, ...]:
     """A label per kept region: the category of the dataset finding with the same box, else "Other lesion"."""
     labels = []
     for lesion in annotation.boxes:
@@ -101,7 +101,7 @@ def build_tasks(
     *,
     selected: int | None,
     load_brush: Callable[[str], np.ndarray],
-    findings: tuple[Any, ...] = (),
+    findings: tuple[Finding, ...] = (),
     global_labels: tuple[str, ...] = (),
 ) -> tuple[BoxTask, ...]:
     """The synthesis requests for an image's annotation: one per in-painting box, or one out-painting request."""
@@ -120,7 +120,7 @@ def build_tasks(
         if lesion.hole is HoleKind.BRUSH:
             if not lesion.brush_file:
                 continue
-            hole: Any = load_brush(lesion.brush_file)
+            hole: HoleKind | np.ndarray = load_brush(lesion.brush_file)
         else:
             hole = lesion.hole
         tasks.append(BoxTask(index, InpaintRequest(
