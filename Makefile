@@ -13,6 +13,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
+	@# Qt's X11 plugin needs system libraries a fresh Debian/Ubuntu lacks (found with ldd on the plugin):
+	@# installed here when root with apt-get, else the one command that installs them is printed.
+	-@$(PY) -m linop_gui.preflight --install
 	@touch $@
 
 # The app on the phantom demo datasets (made once, cached under ~/.cache/linop/demo).

@@ -28,7 +28,7 @@ from linop_core.dicom.limits import looks_like_dataset_start
 from linop_core.errors import DataError, DicomError
 from linop_core.sources import DicomSource
 from linop_core.vindr import CxrDataset, Finding, ImageRecord, MammoDataset, open_dataset
-from linop_core.vocab import DatasetKind
+from linop_core.vocab import DatasetKind, Task, task_for_dataset
 
 ProgressFn = Callable[[int, int], None]
 
@@ -51,21 +51,35 @@ class ImageLabel(StrEnum):
 _RADIOGRAPHY = frozenset({"CR", "DX", "DR", "RG", "PX", "IO", "RF", "XA"})
 _CHEST_PARTS = frozenset({"CHEST", "THORAX", "LUNG", "LUNGS", "CHEST_LAT", "CHEST_PA"})
 _BREAST_PARTS = frozenset({"BREAST"})
+_CHEST_VIEWS = frozenset({"PA", "AP", "LL", "RL", "LAT", "LATERAL", "AP SUPINE"})  # when Body Part is absent
 _MAMMO_SOP_PREFIX = "1.2.840.10008.5.1.4.1.1.1.2"  # Digital Mammography X-Ray Image Storage (and For Processing)
 
 
-def image_label(modality: str | None, body_part_examined: str | None, sop_class_uid: str | None = None) -> ImageLabel:
-    """The label of a plain-folder image from its header: Modality MG, Body Part BREAST or a mammography SOP
-    class is a mammogram; a projection radiograph (or an image without Modality) of the chest is a chest
-    X-ray; any other projection radiograph is an "other radiograph"; CT, MR, ultrasound ... are "other"."""
+def image_label(
+    modality: str | None, body_part_examined: str | None, sop_class_uid: str | None = None, view: str | None = None
+) -> ImageLabel:
+    """The label of a plain-folder image from its header: a projection radiograph (or an image without
+    Modality) whose Body Part is the chest is a chest X-ray; Modality MG, Body Part BREAST, or without a Body
+    Part a mammography SOP class, is a mammogram; without a Body Part a chest view such as PA or AP makes a
+    radiograph a chest X-ray; any other projection radiograph is an "other radiograph"; CT, MR, ultrasound ...
+    are "other"."""
     modality = (modality or "").strip().upper()
     part = (body_part_examined or "").strip().upper().replace(" ", "_")
-    if modality == "MG" or part in _BREAST_PARTS or (sop_class_uid or "").startswith(_MAMMO_SOP_PREFIX):
-        return ImageLabel.MAMMOGRAM
     projection = modality in _RADIOGRAPHY or not modality
-    if projection and part in _CHEST_PARTS:
+    if projection and part in _CHEST_PARTS:  # the body part is the most specific word in the header
+        return ImageLabel.CHEST_XRAY
+    mammo_class = (sop_class_uid or "").startswith(_MAMMO_SOP_PREFIX)
+    if modality == "MG" or part in _BREAST_PARTS or (mammo_class and not part):
+        return ImageLabel.MAMMOGRAM
+    if projection and not part and (view or "").strip().upper() in _CHEST_VIEWS:
         return ImageLabel.CHEST_XRAY
     return ImageLabel.OTHER_RADIOGRAPH if projection else ImageLabel.OTHER
+
+
+def task_for_label(label: ImageLabel | None) -> Task | None:
+    """The synthesis an image is for: masses are inpainted into mammograms, chest X-ray findings are kept and
+    outpainted around; other images have none."""
+    return {ImageLabel.MAMMOGRAM: Task.INPAINT, ImageLabel.CHEST_XRAY: Task.OUTPAINT}.get(label) if label else None
 
 
 @dataclass(frozen=True)
@@ -87,7 +101,7 @@ class CatalogEntry:
     height: int | None = None
     width: int | None = None
     error: str | None = None
-    body_part: str | None = None
+    body_part: str | None = None  # BodyPartExamined of a plain folder's file
     label: ImageLabel | None = None  # None only for unreadable files
 
     @property
@@ -225,6 +239,12 @@ class Catalog:
         return DicomSource(entry.path, str(self.kind), entry.image_id, entry.study_id, entry.split or "unknown",
                            entry.laterality, entry.view)
 
+    def task_of(self, entry: CatalogEntry) -> Task | None:
+        """What ``entry`` is for: the dataset's task for a VinDr root, else the image's own (from its header)."""
+        if self.kind is not DatasetKind.FOLDER:
+            return task_for_dataset(self.kind)
+        return task_for_label(entry.label) if entry.ok else None
+
     def find_path(self, path: Path) -> CatalogEntry | None:
         resolved = Path(path).resolve()
         return next((e for e in self.entries if e.path.resolve() == resolved), None)
@@ -346,5 +366,5 @@ def _entry_from_file(folder: Path, path: Path) -> CatalogEntry:
         height=meta.rows,
         width=meta.columns,
         body_part=meta.body_part_examined,
-        label=image_label(meta.modality, meta.body_part_examined, meta.sop_class_uid),
+        label=image_label(meta.modality, meta.body_part_examined, meta.sop_class_uid, meta.view_position),
     )

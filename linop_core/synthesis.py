@@ -9,7 +9,9 @@
 
 :func:`synthesize` is the one entry point: it takes either request (both are a :class:`SynthesisRequest`)
 and returns one :class:`Candidate` per seed. Every pixel whose blend weight is 0 equals the source bit for bit;
-this is checked before anything is returned (:class:`PasteIntegrityError` otherwise: a bug, not a user error).
+this is checked for each candidate before it is handed out (:class:`PasteIntegrityError` otherwise: a bug, not a
+user error). With ``on_candidate`` each checked candidate is handed over the moment it exists, the first seed
+first: the engine then runs seed by seed (a candidate depends only on its own seed, so the pixels are the same).
 
 Blend weights (``Candidate.generated``): inpainting, 1 on the hole and a raised-cosine ramp over
 ``feather_px`` source pixels *outside* it (the model regenerates the ramp too, so the ramp blends generated
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -42,6 +44,8 @@ from linop_core.engines import Engine, ProgressFn
 from linop_core.errors import LinopError
 from linop_core.masks import Box, box_hole, feather, outpaint_keep_mask
 from linop_core.vocab import BOX_HOLES, HoleKind, Task
+
+CandidateFn = Callable[[Candidate], None]
 
 
 class PasteIntegrityError(RuntimeError):
@@ -318,6 +322,7 @@ def inpaint_lesion(
     anatomy_check: bool = True,
     image_name: str | None = None,
     progress: ProgressFn | None = None,
+    on_candidate: CandidateFn | None = None,
 ) -> list[Candidate]:
     """Generate a lesion in ``request.box``: one :class:`Candidate` per seed, annotated with that box and
     ``request.category``. Pixels outside the feathered hole are the source bit for bit."""
@@ -369,29 +374,53 @@ def inpaint_lesion(
     keep = np.zeros((res, res), dtype=bool)  # padding beyond the crop is generated and discarded
     keep[: win.model_height, : win.model_width] = ~touched
 
-    n = len(seeds)
-    generated = engine.generate(
-        np.repeat(model_unit[None], n, axis=0), np.repeat(keep[None], n, axis=0), seeds, progress
-    )
-    back = _resize(generated[:, : win.model_height, : win.model_width], (win.height, win.width))
-
     weight_full = np.zeros(shape, dtype=np.float32)
     weight_full[rows, cols] = weight
     weight_full.setflags(write=False)
     settings = engine.provenance()
-    candidates = []
-    for i, seed in enumerate(seeds):
+
+    def finish(seed: int, plane: np.ndarray) -> Candidate:
+        back = _resize(plane[None, : win.model_height, : win.model_width], (win.height, win.width))[0]
         result = source.pixels.copy()
-        result[rows, cols] = _blend(crop, _to_native(back[i], source), weight)
+        result[rows, cols] = _blend(crop, _to_native(back, source), weight)
         verify_outside_unchanged(source.pixels, result, weight_full, name=source.name)
-        candidates.append(Candidate(
+        return Candidate(
             task=Task.INPAINT, image=result, generated=weight_full, boxes=(box,), box_labels=(request.category,),
             global_labels=tuple(request.global_labels), seed=seed, crop_origin=(win.y0, win.x0),
             crop_size=(win.height, win.width), scale=win.scale, feather_px=feather_px, window=source.window,
             window_function=source.window_function, engine=engine.name, model_name=engine.model_name,
             checkpoint_sha256=engine.checkpoint_sha256, seed_used=engine.seed_used, hole_kind=hole_kind,
             margin_px=0.0, model_size=(res, res), source_id=source.source_id, engine_settings=settings,
-        ))
+        )
+
+    return _generate(engine, model_unit, keep, seeds, finish, progress, on_candidate)
+
+
+def _generate(
+    engine: Engine,
+    model_unit: np.ndarray,
+    keep: np.ndarray,
+    seeds: list[int],
+    finish: Callable[[int, np.ndarray], Candidate],
+    progress: ProgressFn | None,
+    on_candidate: CandidateFn | None,
+) -> list[Candidate]:
+    """Run ``engine`` on the (H, W) model input once per seed and ``finish(seed, plane)`` each output plane into
+    a checked candidate: all seeds in one call, or seed by seed (each candidate handed to ``on_candidate`` as
+    soon as it exists). ``progress(done, total)`` counts candidates over all calls."""
+    n = len(seeds)
+    step = 1 if on_candidate is not None else n
+    candidates = []
+    for start in range(0, n, step):
+        part = seeds[start : start + step]
+        report = None if progress is None else (lambda done, _total, s=start: progress(s + done, n))
+        planes = engine.generate(np.repeat(model_unit[None], len(part), axis=0),
+                                 np.repeat(keep[None], len(part), axis=0), part, report)
+        for seed, plane in zip(part, planes, strict=True):
+            candidate = finish(seed, plane)
+            candidates.append(candidate)
+            if on_candidate is not None:
+                on_candidate(candidate)
     return candidates
 
 
@@ -414,6 +443,7 @@ def outpaint_around(
     anatomy_check: bool = True,
     image_name: str | None = None,
     progress: ProgressFn | None = None,
+    on_candidate: CandidateFn | None = None,
 ) -> list[Candidate]:
     """Regenerate everything but the lesion boxes (+ margin): one :class:`Candidate` per seed, carrying the
     boxes, their labels and the global labels over. Kept pixels are the source bit for bit."""
@@ -458,25 +488,22 @@ def outpaint_around(
         raise LinopError(f"{source.name}: the kept boxes are smaller than one model pixel at scale {scale:.3g}; "
                          "use a larger margin or a larger long_side")
 
-    n = len(seeds)
-    generated = engine.generate(
-        np.repeat(model_unit[None], n, axis=0), np.repeat(keep[None], n, axis=0), seeds, progress
-    )
     settings = engine.provenance()
-    candidates = []
-    for i, seed in enumerate(seeds):
-        back = _resize(generated[i : i + 1, :model_h, :model_w], shape)[0]
+
+    def finish(seed: int, plane: np.ndarray) -> Candidate:
+        back = _resize(plane[None, :model_h, :model_w], shape)[0]
         result = _blend(source.pixels, _to_native(back, source), weight)
         verify_outside_unchanged(source.pixels, result, weight, name=source.name)
-        candidates.append(Candidate(
+        return Candidate(
             task=Task.OUTPAINT, image=result, generated=weight, boxes=boxes, box_labels=tuple(request.box_labels),
             global_labels=tuple(request.global_labels), seed=seed, crop_origin=(0, 0), crop_size=(h, w),
             scale=scale, feather_px=feather_px, window=source.window, window_function=source.window_function,
             engine=engine.name, model_name=engine.model_name, checkpoint_sha256=engine.checkpoint_sha256,
             seed_used=engine.seed_used, hole_kind=HoleKind.KEEP_BOXES, margin_px=float(request.margin),
             model_size=canvas, source_id=source.source_id, engine_settings=settings,
-        ))
-    return candidates
+        )
+
+    return _generate(engine, model_unit, keep, seeds, finish, progress, on_candidate)
 
 
 # ----------------------------------------------------------------------------------------------- entry point
@@ -490,13 +517,17 @@ def synthesize(
     anatomy_check: bool = True,
     image_name: str | None = None,
     progress: ProgressFn | None = None,
+    on_candidate: CandidateFn | None = None,
 ) -> list[Candidate]:
     """Run ``request`` on ``image`` with ``engine``: one :class:`Candidate` per seed, pixels outside the
-    generated region equal to the source (checked). The one way front doors synthesise."""
+    generated region equal to the source (checked). The one way front doors synthesise.
+
+    ``on_candidate(candidate)`` (optional) receives each candidate, checked, as soon as it is made, in seed order;
+    ``progress(done, total)`` then counts candidates."""
     if isinstance(request, InpaintRequest):
         return inpaint_lesion(image, request, engine, anatomy_check=anatomy_check, image_name=image_name,
-                              progress=progress)
+                              progress=progress, on_candidate=on_candidate)
     if isinstance(request, OutpaintRequest):
         return outpaint_around(image, request, engine, anatomy_check=anatomy_check, image_name=image_name,
-                               progress=progress)
+                               progress=progress, on_candidate=on_candidate)
     raise TypeError(f"expected an InpaintRequest or OutpaintRequest, got {type(request).__name__}")

@@ -23,12 +23,14 @@ from PySide6.QtWidgets import (
 )
 
 from linop_core.review.session import ImageAnnotation, LesionBox
+from linop_core.vocab import Task
+from linop_gui.window_actions import ActionSet
 
 
-def box_text(index: int, lesion: LesionBox, mode: str) -> str:
+def box_text(index: int, lesion: LesionBox, mode: Task) -> str:
     x0, y0, x1, y1 = lesion.box
     size = f"{x1 - x0:.0f} × {y1 - y0:.0f} px"
-    what = ("finding" if lesion.source == "finding" else "region") if mode == "outpaint" else lesion.hole
+    what = ("finding" if lesion.source == "finding" else "region") if mode is Task.OUTPAINT else str(lesion.hole)
     return f"{index + 1}. {what}  {size}  at ({x0:.0f}, {y0:.0f})"
 
 
@@ -37,7 +39,7 @@ class AnnotatePanel(QWidget):
     margin_changed = Signal(float)
     brush_radius_changed = Signal(int)
 
-    def __init__(self, actions: dict[str, QAction], parent: QWidget | None = None) -> None:
+    def __init__(self, actions: ActionSet, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
@@ -118,7 +120,7 @@ class AnnotatePanel(QWidget):
             self.list.setCurrentRow(-1 if selected is None else selected)
         with QSignalBlocker(self.margin):
             self.margin.setValue(annotation.margin)
-        outpaint = annotation.mode == "outpaint"
+        outpaint = annotation.mode is Task.OUTPAINT
         self.margin.setEnabled(outpaint)
         self.hole_box.setEnabled(not outpaint)
         if outpaint:

@@ -5,7 +5,10 @@
 PATH is a VinDr-Mammo / VinDr-CXR root, a folder of DICOM files or one DICOM file. ``--demo`` writes small
 phantom datasets of both modalities once into the cache (``$XDG_CACHE_HOME/linop/demo``, else
 ``~/.cache/linop/demo``) and opens the mammography one with the bundled demo model when there is one.
-``--screenshot`` renders the main window once the first image is shown, writes the PNG and exits.
+``--screenshot`` renders the main window once the first image is shown, writes the PNG and exits (offscreen when
+there is no display; it neither restores nor saves the window layout; a first image that cannot be shown ends it
+at once with its error). Before Qt starts, a missing display, missing system libraries of Qt's X11 plugin, a
+path that does not exist or a file that is not DICOM end the command with one line and exit code 2.
 """
 
 from __future__ import annotations
@@ -76,10 +79,23 @@ def ensure_demo_datasets(
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(argv) if argv is not None else None)
 
+    # Checked before Qt starts, so a problem is one line and exit code 2, never Qt's abort.
+    from linop_gui.preflight import display_problem, has_display, path_problem
+
+    problem = path_problem(args.path) if args.path is not None else None
+    if problem is None and args.model is not None and not Path(args.model).is_file():
+        problem = f"{args.model}: checkpoint not found; check the --model path"
+    if problem is None:
+        problem = display_problem(os.environ, screenshot=bool(args.screenshot))
+    if problem is not None:
+        print(f"linop-gui: {problem}", file=sys.stderr)
+        return 2
+    if args.screenshot and not has_display(os.environ):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a screenshot needs no screen
+
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication, QProgressDialog
 
-    from linop_gui.generation import attach_generation
     from linop_gui.main_window import MainWindow
     from linop_gui.settings import APPLICATION, ORGANIZATION, Settings
     from linop_gui.theme import app_icon, apply_theme
@@ -119,12 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # No model named: the generation panel picks the bundled demo model of the open dataset's modality.
         path = path or str(demo["mammo"])
 
-    if model is not None and not Path(model).is_file():
-        print(f"linop-gui: {model}: checkpoint not found; check the --model path", file=sys.stderr)
-        return 2
-
-    window = MainWindow(settings, model_path=model, device=args.device)
-    window.generation = attach_generation(window)
+    window = MainWindow(settings, model_path=model, device=args.device, remember_layout=not args.screenshot)
+    window.enable_generation()
     base = cache_dir() / "demo"
     labels = {"mammo": "Phantom VinDr-Mammo", "cxr": "Phantom VinDr-CXR"}
     window.set_demo_datasets(
@@ -157,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Let thumbnails and overlays settle after the first image is on screen.
         window.image_changed.connect(lambda *_: QTimer.singleShot(1500, shoot))
         window.open_failed.connect(fail)
+        window.image_failed.connect(fail)  # the first image cannot be shown: say why now, not after the timeout
         QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, lambda: fail("timed out waiting for the first image"))
         if path is None:
             QTimer.singleShot(500, shoot)

@@ -38,7 +38,6 @@ _ANY = "Any"
 EntryRole = Qt.ItemDataRole.UserRole + 1
 
 Index = QModelIndex | QPersistentModelIndex
-_MODALITY_NAMES = {"DX": "Chest X-ray", "CR": "Chest X-ray", "MG": "Mammogram"}
 
 
 def thumbnail_pixmap(thumb: np.ndarray, side: int = ICON_SIDE) -> QPixmap:
@@ -131,7 +130,8 @@ def _row_text(e: CatalogEntry) -> str:
     if not e.ok:
         reason = (e.error or "").split(": ", 1)[-1]
         return f"{e.path.name}\nunreadable: {reason}"
-    first = e.view_label or _MODALITY_NAMES.get(e.modality or "", e.modality or "image")
+    label = str(e.label) if e.label is not None else ""
+    first = e.view_label or (label[:1].upper() + label[1:] if label else e.modality or "image")
     extras = [v for v in (e.breast_birads, e.breast_density) if v]
     line1 = "  ".join([first, *extras])
     cats = [c for c in e.categories if c not in ("No Finding", "No finding")]
@@ -201,6 +201,7 @@ class BrowserPanel(QWidget):
         self.list.setWordWrap(False)
         self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setMinimumHeight(3 * (ICON_SIDE + 8))  # a few rows even when the dock is short (it scrolls)
         layout.addWidget(self.list, 1)
         self.list.selectionModel().currentChanged.connect(self._on_current_changed)
         self.search.textChanged.connect(self._on_filter_changed)

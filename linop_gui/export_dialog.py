@@ -50,6 +50,7 @@ from linop_core.review.session import ReviewSession
 from linop_core.synthset.batch import BatchOptions, vindr_job, write_set
 from linop_core.synthset.records import TEST_SPLIT
 from linop_core.vocab import DatasetKind, Decision, HoleKind, Task
+from linop_gui.generation_jobs import GenerateOptions
 from linop_gui.worker import BackgroundWorker, JobContext, WorkerError
 
 EXPORT_CHANNEL = "export"
@@ -341,7 +342,7 @@ class BatchDialog(_JobDialog):
     finished_to_session = Signal(list)  # image ids that got candidates
     batch_finished = Signal(object)  # BatchResult
 
-    def __init__(self, session: ReviewSession, catalog: Catalog, worker: BackgroundWorker, options: Any,
+    def __init__(self, session: ReviewSession, catalog: Catalog, worker: BackgroundWorker, options: GenerateOptions,
                  parent: QWidget | None = None) -> None:
         super().__init__(worker, BATCH_CHANNEL, parent)
         self.session = session
@@ -356,10 +357,10 @@ class BatchDialog(_JobDialog):
         self.n_spin.setValue(10)
         self.candidates_spin = QSpinBox(self)
         self.candidates_spin.setRange(1, 32)
-        self.candidates_spin.setValue(max(1, int(getattr(options, "candidates", 1))))
+        self.candidates_spin.setValue(max(1, options.candidates))
         self.seed_spin = QSpinBox(self)
         self.seed_spin.setRange(0, 2**31 - 1)
-        self.seed_spin.setValue(int(getattr(options, "first_seed", 0)))
+        self.seed_spin.setValue(options.first_seed)
         self.split_combo = QComboBox(self)
         self.split_combo.addItems(["training", "test"])
         self.allow_test = QCheckBox("Allow test-split sources (leaks evaluation images into training)", self)
@@ -367,9 +368,9 @@ class BatchDialog(_JobDialog):
         self.hole_combo.addItems([str(HoleKind.ELLIPSE), str(HoleKind.RECTANGLE)])
         self.context_spin = QDoubleSpinBox(self)
         self.context_spin.setRange(1.0, 8.0)
-        self.context_spin.setValue(float(getattr(options, "hole_context", 2.0)))
+        self.context_spin.setValue(options.hole_context)
         self.anatomy_check = QCheckBox("Boxes must lie in the breast / chest", self)
-        self.anatomy_check.setChecked(bool(getattr(options, "anatomy_check", True)))
+        self.anatomy_check.setChecked(options.anatomy_check)
         self.to_session = QRadioButton("Review gallery (this session)", self)
         self.to_set = QRadioButton("Straight to an HDF5 set (unreviewed)", self)
         self.to_session.setChecked(True)

@@ -1,27 +1,20 @@
-"""The candidate gallery: thumbnails of every candidate of the current image, a side-by-side compare view with
-linked zoom, a |synthetic - source| difference map, and the review controls.
+"""The candidate gallery: a strip of thumbnails to move between the current image's candidates, and the review
+controls (approve, reject with a reason, realism score, difference map, reviewer).
 
-Keys while the gallery has focus (they take precedence over the main window's single-letter shortcuts):
-
-- hold Tab or Space: show the original instead of the candidate (here and in the main viewer);
-- Y, Enter: approve; N: reject (a menu asks for the reason); 1-5: realism score, 0: clear it;
-- X: difference map on/off; Left/Right (or the list's arrows): previous / next candidate.
-
-Pixels for the gallery are prepared off the GUI thread (:func:`make_gallery_item`, run by the worker): each
-item carries only its review crop (the generated region plus a margin), never the full image.
+A candidate is judged in the main viewer at full resolution, not here: selecting a thumbnail shows that candidate
+in the viewer (``candidate_selected``), with the difference map on top when it is on (``difference_toggled``).
+The review keys are the main window's (the shortcut table's "Review" group), so they mean the same in the viewer
+and here; this widget has no keys of its own beyond the list's arrow keys. Decisions go straight into the
+:class:`ReviewSession`, which saves after each.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QIcon, QImage, QKeyEvent, QPixmap
+from PySide6.QtCore import QPoint, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QButtonGroup,
     QHBoxLayout,
     QLabel,
@@ -32,21 +25,16 @@ from PySide6.QtWidgets import (
     QMenu,
     QPushButton,
     QSizePolicy,
-    QSplitter,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from linop_core.dicom import VoiWindow, apply_window
 from linop_core.review.session import REJECT_REASONS, CandidateEntry, ReviewSession
-from linop_gui.theme import IMAGE_BACKGROUND
-from linop_gui.viewer import display_transform
+from linop_core.vocab import Decision
+from linop_gui.gallery_items import GalleryItem
 
-THUMBNAIL_SIDE = 96
-CROP_PAD_FRACTION = 0.25
-CROP_MIN_PAD = 16
-DECISION_MARK = {"approved": "✓ approved", "rejected": "✗ rejected", "pending": "• pending"}
+DECISION_MARK = {Decision.APPROVED: "✓ approved", Decision.REJECTED: "✗ rejected", Decision.PENDING: "• pending"}
 REASON_TEXT = {
     "seam": "&Seam / visible edge",
     "texture": "&Texture mismatch",
@@ -55,124 +43,10 @@ REASON_TEXT = {
     "artefact": "&Artefact",
     "other": "&Other",
 }
-COMPARE_KEYS = (Qt.Key.Key_Tab, Qt.Key.Key_Space)
-APPROVE_KEYS = (Qt.Key.Key_Y, Qt.Key.Key_Return, Qt.Key.Key_Enter)
-SCORE_KEYS = {
-    Qt.Key.Key_0: None, Qt.Key.Key_1: 1, Qt.Key.Key_2: 2, Qt.Key.Key_3: 3, Qt.Key.Key_4: 4, Qt.Key.Key_5: 5,
-}
-
-
-# ----------------------------------------------------------------------------------------------- data
-
-
-@dataclass(frozen=True)
-class GalleryItem:
-    """One candidate as the gallery shows it; arrays are read-only crops at native resolution."""
-
-    candidate_id: str
-    image_id: str
-    box_index: int | None  # None: an outpainting candidate (all kept regions)
-    seed: int
-    engine: str
-    origin: tuple[int, int]  # (y0, x0) of the crop in the image
-    source: np.ndarray  # (h, w) source crop, native values
-    candidate: np.ndarray  # (h, w) candidate crop, native values
-    weight: np.ndarray  # (h, w) float32 blend weight (0 = source pixel kept)
-    thumbnail: np.ndarray  # (th, tw) uint8, the candidate crop in the model window
-
-    @property
-    def difference(self) -> np.ndarray:
-        return np.abs(self.candidate.astype(np.float32) - self.source.astype(np.float32))
-
-    def paste_into(self, pixels: np.ndarray) -> np.ndarray:
-        """A copy of the full image ``pixels`` with this candidate's crop in place (for the main viewer)."""
-        out = pixels.copy()
-        y0, x0 = self.origin
-        h, w = self.candidate.shape
-        out[y0 : y0 + h, x0 : x0 + w] = self.candidate
-        return out
-
-
-def review_crop(generated: np.ndarray, pad_fraction: float = CROP_PAD_FRACTION,
-                min_pad: int = CROP_MIN_PAD) -> tuple[int, int, int, int]:
-    """``(y0, x0, y1, x1)``: the bounding rectangle of the generated pixels plus a margin, inside the image;
-    the whole image when nothing was generated."""
-    height, width = generated.shape
-    rows = np.flatnonzero(generated.any(axis=1))
-    if rows.size == 0:
-        return 0, 0, height, width
-    cols = np.flatnonzero(generated.any(axis=0))
-    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    pad = max(min_pad, math.ceil(pad_fraction * max(y1 - y0, x1 - x0)))
-    return max(0, y0 - pad), max(0, x0 - pad), min(height, y1 + pad), min(width, x1 + pad)
-
-
-def thumbnail(pixels: np.ndarray, window: VoiWindow, function: str, side: int = THUMBNAIL_SIDE) -> np.ndarray:
-    """uint8 preview of native ``pixels`` in ``window``, longest side at most ``side`` (block-averaged)."""
-    h, w = pixels.shape
-    step = max(1, math.ceil(max(h, w) / side))
-    if step > 1:
-        hh, ww = (h // step) * step, (w // step) * step
-        small = pixels[:hh, :ww].astype(np.float64).reshape(hh // step, step, ww // step, step).mean(axis=(1, 3))
-    else:
-        small = pixels.astype(np.float64)
-    unit = apply_window(small, window, function)
-    return np.ascontiguousarray(np.clip(unit * 255.0 + 0.5, 0, 255).astype(np.uint8))
-
-
-def make_gallery_item(
-    entry: CandidateEntry,
-    source: np.ndarray,
-    candidate: np.ndarray,
-    generated: np.ndarray,
-    window: VoiWindow,
-    function: str,
-) -> GalleryItem:
-    """Crops and thumbnails one candidate (numpy only: runs in a worker thread)."""
-    y0, x0, y1, x1 = review_crop(generated)
-    crops = [np.array(a[y0:y1, x0:x1]) for a in (source, candidate, generated)]
-    for crop in crops:
-        crop.setflags(write=False)
-    thumb = thumbnail(crops[1], window, function)
-    thumb.setflags(write=False)
-    return GalleryItem(
-        candidate_id=entry.candidate_id, image_id=entry.image_id, box_index=entry.box_index, seed=entry.seed,
-        engine=entry.engine, origin=(y0, x0), source=crops[0], candidate=crops[1],
-        weight=crops[2].astype(np.float32, copy=False), thumbnail=thumb,
-    )
-
-
-def entry_window(entry: CandidateEntry, fallback: VoiWindow) -> tuple[VoiWindow, str]:
-    """The model window a candidate was made in (from its provenance), else ``fallback``."""
-    window = entry.provenance.get("window") if entry.provenance else None
-    if not window:
-        return fallback, "LINEAR"
-    return (VoiWindow(float(window["center"]), float(window["width"]), window.get("explanation")),
-            str(entry.provenance.get("window_function", "LINEAR")))
-
-
-def _entry_order(entry: CandidateEntry) -> tuple[str, int, int]:
-    return entry.created_utc, -1 if entry.box_index is None else entry.box_index, entry.seed
-
-
-def load_gallery_items(
-    session: ReviewSession, image_id: str, source: np.ndarray, fallback_window: VoiWindow,
-    progress: Callable[[int, int], None] | None = None,
-) -> list[GalleryItem]:
-    """The stored candidates of ``image_id`` as gallery items (reads their files: run it in a worker).
-
-    Only reads ``session`` (the candidate files are written once and never change)."""
-    entries = sorted(session.candidates_for(image_id), key=_entry_order)
-    items = []
-    for done, entry in enumerate(entries, start=1):
-        image, generated = session.candidate_pixels(entry.candidate_id)
-        if image.shape != source.shape:
-            continue  # a candidate of another file with the same id: nothing sensible to compare
-        window, function = entry_window(entry, fallback_window)
-        items.append(make_gallery_item(entry, source, image, generated, window, function))
-        if progress is not None:
-            progress(done, len(entries))
-    return items
+HINT = ("The selected candidate is in the viewer at full size · hold Tab or Space: the original · Y approve · "
+        "X reject · Alt+1-5 realism · M difference · ←/→ candidates")
+EMPTY = "No candidates yet: draw a box (N) and press G."
+ICON_SIDE = 72  # the thumbnails only navigate: small, so the image keeps the screen
 
 
 def _qimage(gray: np.ndarray) -> QImage:
@@ -181,63 +55,11 @@ def _qimage(gray: np.ndarray) -> QImage:
     return QImage(gray.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
 
 
-# ----------------------------------------------------------------------------------------------- widgets
-
-
-class _CompareView(pg.GraphicsLayoutWidget):
-    """Two linked image panes: original | candidate (or difference map)."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setBackground(IMAGE_BACKGROUND)
-        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.left_box = self.addViewBox(row=0, col=0)
-        self.right_box = self.addViewBox(row=0, col=1)
-        for box in (self.left_box, self.right_box):
-            box.setAspectLocked(True)
-            box.invertY(True)
-            box.setMenuEnabled(False)
-        self.right_box.setXLink(self.left_box)
-        self.right_box.setYLink(self.left_box)
-        self.left_item = pg.ImageItem(axisOrder="row-major")
-        self.right_item = pg.ImageItem(axisOrder="row-major")
-        self.left_box.addItem(self.left_item)
-        self.right_box.addItem(self.right_item)
-        self.left_label = pg.TextItem("Original", color=(230, 230, 230), anchor=(0, 0))
-        self.right_label = pg.TextItem("Candidate", color=(230, 230, 230), anchor=(0, 0))
-        for box, label in ((self.left_box, self.left_label), (self.right_box, self.right_label)):
-            label.setParentItem(box)
-            label.setPos(4, 2)
-        self._diff_lut = pg.colormap.get("inferno").getLookupTable(nPts=256)
-
-    def show_pair(self, left: np.ndarray, right: np.ndarray, levels: tuple[float, float], lut: np.ndarray | None,
-                  right_text: str, *, right_is_difference: bool, fit: bool) -> None:
-        self.left_item.setLookupTable(lut, update=False)
-        self.left_item.setImage(left, autoLevels=False, levels=levels)
-        if right_is_difference:
-            top = float(right.max()) if right.size else 1.0
-            self.right_item.setLookupTable(self._diff_lut, update=False)
-            self.right_item.setImage(right, autoLevels=False, levels=(0.0, max(top, 1e-6)))
-        else:
-            self.right_item.setLookupTable(lut, update=False)
-            self.right_item.setImage(right, autoLevels=False, levels=levels)
-        self.right_label.setText(right_text)
-        for item in (self.left_item, self.right_item, self.left_label, self.right_label):
-            item.setVisible(True)
-        if fit:
-            self.left_box.autoRange(padding=0.02)
-
-    def blank(self) -> None:
-        # Not named clear(): GraphicsLayoutWidget binds clear() to its layout's clear(), which drops the views.
-        for item in (self.left_item, self.right_item, self.left_label, self.right_label):
-            item.setVisible(False)
-
-
 class CandidateGallery(QWidget):
-    """Thumbnails + compare + review. Works on a :class:`ReviewSession` it is given (GUI thread only)."""
+    """Thumbnails + review controls over a :class:`ReviewSession` it is given (GUI thread only)."""
 
     candidate_selected = Signal(object)  # GalleryItem or None
-    compare_original = Signal(bool)  # True while the compare key is held
+    difference_toggled = Signal(bool)
     reviewed = Signal(object)  # CandidateEntry after a decision or score change
     message = Signal(str)
 
@@ -247,29 +69,23 @@ class CandidateGallery(QWidget):
         self.reviewer = ""
         self.items: list[GalleryItem] = []
         self.image_id: str | None = None
-        self.window: VoiWindow | None = None
-        self.function = "LINEAR"
-        self.inverted = False
-        self.showing_original = False
         self.show_difference = False
-        self._last_shown: str | None = None
 
         self.list = QListWidget(self)
         self.list.setViewMode(QListView.ViewMode.IconMode)
         self.list.setFlow(QListView.Flow.LeftToRight)
-        self.list.setWrapping(True)
-        self.list.setResizeMode(QListView.ResizeMode.Adjust)
+        self.list.setWrapping(False)
         self.list.setMovement(QListView.Movement.Static)
-        self.list.setIconSize(QSize(THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+        self.list.setIconSize(QSize(ICON_SIDE, ICON_SIDE))
         self.list.setSpacing(4)
         self.list.setUniformItemSizes(True)
-        self.list.setMinimumWidth(THUMBNAIL_SIDE * 2 + 40)
+        self.list.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.list.setFixedHeight(ICON_SIDE + 68)
+        self.list.setToolTip("Click a candidate to show it in the viewer (←/→ move between them)")
         self.list.currentRowChanged.connect(self._on_row_changed)
-        self.compare = _CompareView(self)
-        self.compare.setMinimumHeight(160)
 
         self.approve_button = QPushButton("Approve (Y)", self)
-        self.reject_button = QPushButton("Reject (N)…", self)
+        self.reject_button = QPushButton("Reject (X)…", self)
         self.reason_menu = QMenu(self)
         for reason in REJECT_REASONS:
             action = QAction(REASON_TEXT[reason], self.reason_menu)
@@ -287,24 +103,23 @@ class CandidateGallery(QWidget):
             button = QToolButton(self)
             button.setText(str(score))
             button.setCheckable(True)
-            button.setToolTip(f"Realism score {score} (key {score}; 0 clears)")
+            button.setToolTip(f"Realism score {score} (Alt+{score}; Alt+0 clears)")
             self.score_group.addButton(button, score)
             score_row.addWidget(button)
         self.score_group.idClicked.connect(self._on_score_clicked)
         self.diff_button = QToolButton(self)
-        self.diff_button.setText("Difference (X)")
+        self.diff_button.setText("Difference (M)")
         self.diff_button.setCheckable(True)
         self.diff_button.toggled.connect(self.set_difference)
         self.reviewer_edit = QLineEdit(self)
         self.reviewer_edit.setPlaceholderText("reviewer pseudonym")
-        self.reviewer_edit.setMaximumWidth(140)
+        self.reviewer_edit.setMaximumWidth(150)
+        self.reviewer_edit.setMinimumWidth(60)
         self.reviewer_edit.textChanged.connect(self._set_reviewer)
-        self.status = QLabel("No candidates yet: draw a box and press G.", self)
-        self.status.setWordWrap(True)
-        for widget in (self.approve_button, self.reject_button, self.diff_button):
+        self.status = QLabel(EMPTY, self)
+        # Buttons are clicked, never focused: the keyboard stays with the image.
+        for widget in (self.approve_button, self.reject_button, self.diff_button, *self.score_group.buttons()):
             widget.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        for button in self.score_group.buttons():
-            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
 
         controls = QHBoxLayout()
         controls.addWidget(self.approve_button)
@@ -313,31 +128,20 @@ class CandidateGallery(QWidget):
         controls.addLayout(score_row)
         controls.addSpacing(8)
         controls.addWidget(self.diff_button)
-        controls.addStretch(1)
+        controls.addSpacing(8)
+        self.status.setMinimumWidth(60)
+        self.status.setToolTip(HINT)
+        controls.addWidget(self.status, 1)
         controls.addWidget(QLabel("Reviewer:", self))
         controls.addWidget(self.reviewer_edit)
+        self.setToolTip(HINT)
 
-        right = QWidget(self)
-        right_layout = QVBoxLayout(right)
-        right_layout.setContentsMargins(0, 0, 0, 0)
-        right_layout.addWidget(self.compare, 1)
-        right_layout.addLayout(controls)
-        hint = QLabel("Hold Tab or Space: original · Y/Enter approve · N reject · 1-5 realism · X difference", self)
-        hint.setEnabled(False)
-        right_layout.addWidget(hint)
-        right_layout.addWidget(self.status)
-        splitter = QSplitter(Qt.Orientation.Horizontal, self)
-        splitter.addWidget(self.list)
-        splitter.addWidget(right)
-        splitter.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(splitter)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.setFocusProxy(self.list)
-        self.list.installEventFilter(self)
-        self.installEventFilter(self)
+        layout.setContentsMargins(4, 2, 4, 2)
+        layout.setSpacing(2)
+        layout.addWidget(self.list)
+        layout.addLayout(controls)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Maximum)
         self._update_controls()
 
     # -- content -------------------------------------------------------------------------------------------
@@ -345,18 +149,11 @@ class CandidateGallery(QWidget):
         self.session = session
         self.clear()
 
-    def set_display(self, window: VoiWindow | None, function: str = "LINEAR", inverted: bool = False) -> None:
-        """The grey-level mapping of the compare panes (follows the main viewer's window)."""
-        self.window, self.function, self.inverted = window, function, inverted
-        self._show_current(fit=False)
-
     def clear(self, image_id: str | None = None) -> None:
         self.items = []
         self.image_id = image_id
         self.list.clear()
-        self.compare.blank()
-        self._last_shown = None
-        self.status.setText("No candidates yet: draw a box and press G.")
+        self.status.setText(EMPTY)
         self._update_controls()
         self.candidate_selected.emit(None)
 
@@ -366,7 +163,7 @@ class CandidateGallery(QWidget):
         self.add_items(items, select_first=True)
 
     def add_items(self, items: list[GalleryItem], *, select_first: bool = True) -> None:
-        """Appends candidates of the shown image; selects the first new one."""
+        """Appends candidates of the shown image; with ``select_first`` the first new one is selected."""
         first_new = len(self.items)
         for item in items:
             if self.image_id is None:
@@ -376,10 +173,10 @@ class CandidateGallery(QWidget):
             self.items.append(item)
             row = QListWidgetItem(QIcon(QPixmap.fromImage(_qimage(item.thumbnail))), "")
             row.setData(Qt.ItemDataRole.UserRole, item.candidate_id)
-            row.setSizeHint(QSize(THUMBNAIL_SIDE + 24, THUMBNAIL_SIDE + 36))
+            row.setSizeHint(QSize(ICON_SIDE + 64, ICON_SIDE + 44))
             self.list.addItem(row)
             self._refresh_row(len(self.items) - 1)
-        if select_first and len(self.items) > first_new:
+        if len(self.items) > first_new and (select_first or self.list.currentRow() < 0):
             self.list.setCurrentRow(first_new)
         self._update_controls()
 
@@ -389,6 +186,10 @@ class CandidateGallery(QWidget):
     def current_item(self) -> GalleryItem | None:
         row = self.list.currentRow()
         return self.items[row] if 0 <= row < len(self.items) else None
+
+    def current_entry(self) -> CandidateEntry | None:
+        item = self.current_item()
+        return self.entry(item.candidate_id) if item is not None else None
 
     def select(self, candidate_id: str) -> bool:
         for row, item in enumerate(self.items):
@@ -403,17 +204,16 @@ class CandidateGallery(QWidget):
 
     # -- review --------------------------------------------------------------------------------------------
     def approve(self) -> CandidateEntry | None:
-        return self._review("approved", None)
+        return self._review(Decision.APPROVED, None)
 
     def reject(self, reason: str) -> CandidateEntry | None:
         if reason not in REJECT_REASONS:
             raise ValueError(f"reason must be one of {REJECT_REASONS}, got {reason!r}")
-        return self._review("rejected", reason)
+        return self._review(Decision.REJECTED, reason)
 
     def set_score(self, score: int | None) -> CandidateEntry | None:
         """Realism score 1-5 (None clears) of the current candidate; its decision is kept."""
-        item = self.current_item()
-        entry = self.entry(item.candidate_id) if item is not None else None
+        entry = self.current_entry()
         if entry is None or self.session is None:
             return None
         updated = self.session.review(entry.candidate_id, entry.decision, reviewer=self._reviewer_or_none(),
@@ -421,20 +221,21 @@ class CandidateGallery(QWidget):
         self._after_review(updated, advance=False)
         return updated
 
-    def ask_reject_reason(self) -> None:
-        """Pops the reason menu under the reject button (non-blocking); choosing a reason rejects."""
+    def ask_reject_reason(self, at: QPoint | None = None) -> None:
+        """Pops the reason menu (non-blocking) under the reject button, or at ``at`` (global) when the gallery is
+        hidden; choosing a reason rejects."""
         if self.current_item() is None:
             return
-        self.reason_menu.popup(self.reject_button.mapToGlobal(self.reject_button.rect().bottomLeft()))
+        if at is None or self.reject_button.isVisible():
+            at = self.reject_button.mapToGlobal(self.reject_button.rect().bottomLeft())
+        self.reason_menu.popup(at)
 
-    def _review(self, decision: str, reason: str | None) -> CandidateEntry | None:
-        item = self.current_item()
-        entry = self.entry(item.candidate_id) if item is not None else None
+    def _review(self, decision: Decision, reason: str | None) -> CandidateEntry | None:
+        entry = self.current_entry()
         if entry is None or self.session is None:
             return None
-        updated = self.session.review(entry.candidate_id, decision,  # type: ignore[arg-type]
-                                      reviewer=self._reviewer_or_none(), reason=reason,
-                                      realism_score=entry.realism_score)
+        updated = self.session.review(entry.candidate_id, decision, reviewer=self._reviewer_or_none(),
+                                      reason=reason, realism_score=entry.realism_score)
         self._after_review(updated, advance=True)
         return updated
 
@@ -451,7 +252,7 @@ class CandidateGallery(QWidget):
         n = len(self.items)
         for offset in range(1, n):
             candidate = self.entry(self.items[(row + offset) % n].candidate_id)
-            if candidate is not None and candidate.decision == "pending":
+            if candidate is not None and candidate.decision is Decision.PENDING:
                 self.list.setCurrentRow((row + offset) % n)
                 return
 
@@ -462,136 +263,50 @@ class CandidateGallery(QWidget):
         self.reviewer = text
 
     def _on_score_clicked(self, score: int) -> None:
-        entry = self.entry(self.current_item().candidate_id) if self.current_item() else None
+        entry = self.current_entry()
         self.set_score(None if entry is not None and entry.realism_score == score else score)
 
-    # -- compare -------------------------------------------------------------------------------------------
-    def set_compare_original(self, on: bool) -> None:
-        if on == self.showing_original:
-            return
-        self.showing_original = on
-        self._show_current(fit=False)
-        self.compare_original.emit(on)
-
+    # -- viewer --------------------------------------------------------------------------------------------
     def set_difference(self, on: bool) -> None:
-        self.show_difference = bool(on)
-        if self.diff_button.isChecked() != self.show_difference:
-            self.diff_button.setChecked(self.show_difference)
-        self._show_current(fit=False)
+        """The difference map |candidate − original| over the candidate in the viewer, on or off."""
+        on = bool(on)
+        if self.diff_button.isChecked() != on:
+            self.diff_button.setChecked(on)  # comes back here through ``toggled``
+            return
+        if on != self.show_difference:
+            self.show_difference = on
+            self.difference_toggled.emit(on)
 
     def _on_row_changed(self, row: int) -> None:
-        self._show_current(fit=True)
         self._update_controls()
         self.candidate_selected.emit(self.current_item())
-
-    def _show_current(self, *, fit: bool) -> None:
-        item = self.current_item()
-        if item is None:
-            self.compare.blank()
-            return
-        window = self.window or entry_window(self.entry(item.candidate_id) or _blank_entry(item), _auto(item))[0]
-        lo = float(min(item.source.min(), item.candidate.min()))
-        hi = float(max(item.source.max(), item.candidate.max()))
-        integral = bool(np.issubdtype(item.source.dtype, np.integer)) and lo >= 0 and hi <= 65535
-        transform = display_transform(window, self.function, self.inverted, (lo, hi), integral)
-        if self.showing_original:
-            right, text, diff = item.source, "Original (released: candidate)", False
-        elif self.show_difference:
-            right, text, diff = item.difference, "|candidate − original|", True
-        else:
-            right, text, diff = item.candidate, f"Candidate · seed {item.seed}", False
-        fit = fit or self._last_shown is None
-        self.compare.show_pair(item.source, right, transform.levels, transform.lut, text,
-                               right_is_difference=diff, fit=fit)
-        self._last_shown = item.candidate_id
 
     # -- presentation ----------------------------------------------------------------------------------------
     def _refresh_row(self, row: int) -> None:
         item = self.items[row]
         entry = self.entry(item.candidate_id)
-        decision = entry.decision if entry is not None else "pending"
+        decision = entry.decision if entry is not None else Decision.PENDING
         score = f" · {entry.realism_score}/5" if entry is not None and entry.realism_score else ""
         reason = f" ({entry.reject_reason})" if entry is not None and entry.reject_reason else ""
-        box = "all" if item.box_index is None else str(item.box_index + 1)
-        text = f"box {box} · seed {item.seed}\n{DECISION_MARK[decision]}{score}"
+        what = "outpaint" if item.box_index is None else f"box {item.box_index + 1}"
         widget_item = self.list.item(row)
-        widget_item.setText(text)
+        widget_item.setText(f"{what} · seed {item.seed}\n{DECISION_MARK[decision]}{score}")
         widget_item.setToolTip(f"{item.engine} · seed {item.seed} · {decision}{reason}{score}")
 
     def _update_controls(self) -> None:
-        item = self.current_item()
-        entry = self.entry(item.candidate_id) if item is not None else None
+        entry = self.current_entry()
         enabled = entry is not None
-        for widget in (self.approve_button, self.reject_button):
+        for widget in (self.approve_button, self.reject_button, self.diff_button):
             widget.setEnabled(enabled)
         for button in self.score_group.buttons():
             button.setEnabled(enabled)
             button.setChecked(entry is not None and entry.realism_score == self.score_group.id(button))
         if not self.items:
             return
-        counts = {d: 0 for d in DECISION_MARK}
+        counts = dict.fromkeys(DECISION_MARK, 0)
         for it in self.items:
             e = self.entry(it.candidate_id)
-            counts[e.decision if e is not None else "pending"] += 1
-        self.status.setText(f"{len(self.items)} candidate(s): {counts['approved']} approved, "
-                            f"{counts['rejected']} rejected, {counts['pending']} pending")
-
-    # -- keys ------------------------------------------------------------------------------------------------
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        kind = event.type()
-        if kind == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent) and self._handles(event):
-            event.accept()  # deliver as a key press here instead of triggering the window's shortcut
-            return True
-        if kind == QEvent.Type.KeyPress and isinstance(event, QKeyEvent) and self._handles(event):
-            self._key_press(event)
-            return True
-        if kind == QEvent.Type.KeyRelease and isinstance(event, QKeyEvent) and event.key() in COMPARE_KEYS:
-            if not event.isAutoRepeat():
-                self.set_compare_original(False)
-            return True
-        return super().eventFilter(watched, event)
-
-    def event(self, event: QEvent) -> bool:
-        # Tab would move the focus before any key handler sees it.
-        if event.type() == QEvent.Type.KeyPress and isinstance(event, QKeyEvent) and event.key() in COMPARE_KEYS:
-            self._key_press(event)
-            return True
-        return super().event(event)
-
-    @staticmethod
-    def _handles(event: QKeyEvent) -> bool:
-        if event.modifiers() & ~(Qt.KeyboardModifier.KeypadModifier | Qt.KeyboardModifier.NoModifier):
-            return False
-        key = event.key()
-        return (key in COMPARE_KEYS or key in APPROVE_KEYS or key in SCORE_KEYS
-                or key in (Qt.Key.Key_N, Qt.Key.Key_X, Qt.Key.Key_Left, Qt.Key.Key_Right))
-
-    def _key_press(self, event: QKeyEvent) -> None:
-        key = event.key()
-        if key in COMPARE_KEYS:
-            if not event.isAutoRepeat():
-                self.set_compare_original(True)
-        elif event.isAutoRepeat():
-            return
-        elif key in APPROVE_KEYS:
-            self.approve()
-        elif key == Qt.Key.Key_N:
-            self.ask_reject_reason()
-        elif key in SCORE_KEYS:
-            self.set_score(SCORE_KEYS[key])
-        elif key == Qt.Key.Key_X:
-            self.set_difference(not self.show_difference)
-        elif key == Qt.Key.Key_Left:
-            self.step(-1)
-        elif key == Qt.Key.Key_Right:
-            self.step(+1)
-
-
-def _auto(item: GalleryItem) -> VoiWindow:
-    lo, hi = float(item.source.min()), float(item.source.max())
-    width = max(hi - lo + 1.0, 2.0)
-    return VoiWindow(lo + (width - 1.0) / 2.0 + 0.5, width, "crop range")
-
-
-def _blank_entry(item: GalleryItem) -> CandidateEntry:
-    return CandidateEntry(item.candidate_id, item.image_id, item.box_index, item.seed, item.engine, None, None, "")
+            counts[e.decision if e is not None else Decision.PENDING] += 1
+        self.status.setText(f"{len(self.items)} candidate(s): {counts[Decision.APPROVED]} approved, "
+                            f"{counts[Decision.REJECTED]} rejected, {counts[Decision.PENDING]} pending · "
+                            "hold Tab: original")

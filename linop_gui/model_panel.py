@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from linop_core.engines import EngineKind, EngineSpec
-from linop_core.vocab import DatasetKind, Task
+from linop_core.vocab import DatasetKind, Task, task_for_dataset
 from linop_gui.worker import EngineInfo, WorkerError
 
 KEY_ENGINE = "model/engine"  # "mat" | "biharmonic"
@@ -52,11 +52,17 @@ def available_devices() -> list[tuple[str, str, bool]]:
 BUNDLED_NOTE = "bundled demo model"
 
 
-def find_bundled_model(kind: str = DatasetKind.MAMMO) -> Path | None:
-    """The bundled demo checkpoint for a dataset kind ("mammo": inpainting, else outpainting), if installed."""
+def find_bundled_model(task: Task | DatasetKind | str = Task.INPAINT) -> Path | None:
+    """The bundled demo checkpoint for a task, or for a VinDr dataset kind's task ("mammo": inpainting, "cxr":
+    outpainting); None for a plain folder (its images decide, see ``Catalog.task_of``) or when not installed."""
     from linop_core.demo_models import demo_model_path
 
-    return demo_model_path(Task.INPAINT if kind == DatasetKind.MAMMO else Task.OUTPAINT)
+    value = str(task)
+    if value in tuple(DatasetKind):
+        if value == DatasetKind.FOLDER:
+            return None
+        value = task_for_dataset(value)
+    return demo_model_path(Task(value))
 
 
 def initial_engine_spec(cli_model: str | None, cli_device: str | None, settings: QSettings) -> EngineSpec:
@@ -172,11 +178,23 @@ class ModelPanel(QWidget):
         self.apply_button.setEnabled(False)
 
     def show_info(self, info: EngineInfo) -> None:
-        text = info.status_text()
+        """What is loaded now, and the pickers set to it (a model the app switched to by itself included)."""
+        mat = info.engine == EngineKind.MAT
+        (self.mat_radio if mat else self.biharmonic_radio).setChecked(True)
+        if mat and info.checkpoint:
+            self.path_edit.setText(info.checkpoint)
+            self.path_edit.setToolTip(info.checkpoint)
+        text = f"Loaded: {info.status_text()}"
+        if mat and info.checkpoint:
+            text += f"\n{Path(info.checkpoint).name}"
+            if info.checkpoint_sha256:
+                text += f" · sha256 {info.checkpoint_sha256[:12]}"
         if info.note:
             text += f"\n({info.note})"
         self.info_label.setText(text)
+        self.info_label.setToolTip(info.checkpoint or "")
         self.apply_button.setEnabled(True)
+        self._sync_enabled()
 
     def show_error(self, error: WorkerError, current: EngineInfo | None) -> None:
         still = f" Still using: {current.status_text()}." if current is not None else ""

@@ -7,17 +7,20 @@ temporary folder) so nothing leaks between tests or into the user's real setting
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings
+from PySide6.QtCore import QByteArray, QSettings, QSize
+
+from linop_core.vocab import HoleKind
 
 ORGANIZATION = "LINOP"
 APPLICATION = "LINOP Studio"
 MAX_RECENT = 10
 THEMES = ("dark", "light")
-HOLE_SHAPES = ("ellipse", "rectangle", "brush")
+HOLE_SHAPES = (HoleKind.ELLIPSE, HoleKind.RECTANGLE, HoleKind.BRUSH)
 
 
 def _as_bool(value: Any, default: bool) -> bool:
@@ -42,6 +45,10 @@ def _as_float(value: Any, default: float, lo: float, hi: float) -> float:
     except (TypeError, ValueError):
         return default
     return min(max(number, lo), hi)
+
+
+def _root_key(root: str | os.PathLike[str]) -> str:
+    return hashlib.sha1(str(Path(root).expanduser().resolve()).encode()).hexdigest()[:16]
 
 
 class Settings:
@@ -88,15 +95,15 @@ class Settings:
         self.q.setValue("tools/brush_radius", int(value))
 
     @property
-    def hole_shape(self) -> str:
-        value = str(self.q.value("tools/hole_shape", "ellipse"))
-        return value if value in HOLE_SHAPES else "ellipse"
+    def hole_shape(self) -> HoleKind:
+        value = str(self.q.value("tools/hole_shape", HoleKind.ELLIPSE))
+        return HoleKind(value) if value in HOLE_SHAPES else HoleKind.ELLIPSE
 
     @hole_shape.setter
-    def hole_shape(self, value: str) -> None:
+    def hole_shape(self, value: HoleKind | str) -> None:
         if value not in HOLE_SHAPES:
-            raise ValueError(f"hole shape must be one of {HOLE_SHAPES}, got {value!r}")
-        self.q.setValue("tools/hole_shape", value)
+            raise ValueError(f"hole shape must be one of {', '.join(HOLE_SHAPES)}, got {value!r}")
+        self.q.setValue("tools/hole_shape", str(value))
 
     @property
     def outpaint_margin(self) -> float:
@@ -122,6 +129,29 @@ class Settings:
     def show_overlays(self, value: bool) -> None:
         self.q.setValue("view/show_overlays", bool(value))
 
+    @property
+    def reviewer(self) -> str:
+        """The reviewer pseudonym recorded with each decision."""
+        return str(self.q.value("review/reviewer", "") or "")
+
+    @reviewer.setter
+    def reviewer(self, value: str) -> None:
+        self.q.setValue("review/reviewer", str(value))
+
+    # -- where the reader was, per dataset -------------------------------------------------------------------
+    def last_view(self, root: str | os.PathLike[str]) -> tuple[str | None, int | None]:
+        """The image and selected box in use when ``root`` was last open (so reopening returns there)."""
+        key = _root_key(root)
+        image_id = self.q.value(f"datasets/{key}/image_id")
+        box = self.q.value(f"datasets/{key}/selected_box")
+        index = _as_int(box, -1, -1, 1_000_000) if box not in (None, "") else -1
+        return (str(image_id) if image_id else None), (index if index >= 0 else None)
+
+    def set_last_view(self, root: str | os.PathLike[str], image_id: str, selected: int | None) -> None:
+        key = _root_key(root)
+        self.q.setValue(f"datasets/{key}/image_id", image_id)
+        self.q.setValue(f"datasets/{key}/selected_box", -1 if selected is None else int(selected))
+
     # -- window layout ---------------------------------------------------------------------------------------
     def window_geometry(self) -> QByteArray | None:
         value = self.q.value("window/geometry")
@@ -131,9 +161,16 @@ class Settings:
         value = self.q.value("window/state")
         return value if isinstance(value, QByteArray) else None
 
-    def save_window(self, geometry: QByteArray, state: QByteArray) -> None:
+    def window_size(self) -> QSize | None:
+        """The size of the saved window (without its frame), to tell whether it fits the screen at hand."""
+        value = self.q.value("window/size")
+        return value if isinstance(value, QSize) and value.isValid() else None
+
+    def save_window(self, geometry: QByteArray, state: QByteArray, size: QSize | None = None) -> None:
         self.q.setValue("window/geometry", geometry)
         self.q.setValue("window/state", state)
+        if size is not None:
+            self.q.setValue("window/size", size)
 
     def sync(self) -> None:
         self.q.sync()

@@ -2,7 +2,11 @@
 
 Bindings follow what radiologists and annotators already know: OHIF (1-4 window presets, I invert,
 B brush, E eraser, Esc cancel), 3D Slicer (R reset) and labelme (A/D previous/next image, Ctrl+R box).
-The main window builds its QActions from this table, so the dialog can never disagree with the keys.
+The main window builds its QActions from this table (and binds the *hold* keys, which act while held, from
+it too), so the dialog can never disagree with the keys. A key means one thing everywhere in the window: the
+review keys (Y approve, X reject, Alt+1-5 realism, M difference, Left/Right candidates, hold Tab/Space for the
+original) work in the viewer and in the gallery alike and clash with nothing (:func:`duplicate_keys`). Text
+fields get typed keys only while the user is typing in them (Esc or Enter returns to the image).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -35,6 +40,7 @@ class ShortcutSpec:
     icon: str | None = None
     tip: str = ""
     checkable: bool = False
+    hold: bool = False  # acts while the key is held (pressed: on, released: off), not as a QAction
 
 
 SHORTCUTS: tuple[ShortcutSpec, ...] = (
@@ -97,6 +103,21 @@ SHORTCUTS: tuple[ShortcutSpec, ...] = (
     # Generate (handlers come from the generation panel)
     ShortcutSpec("generate", "&Generate", ("G",), "Generate", "generate",
                  "Generate candidates for the boxes of this image"),
+    # Review (handlers come from the generation panel; enabled while a candidate is selected)
+    ShortcutSpec("approve", "&Approve candidate", ("Y",), "Review", None,
+                 "Approve the selected candidate (exports take it) and move on to the next pending one"),
+    ShortcutSpec("reject", "&Reject candidate…", ("X",), "Review", None,
+                 "Reject the selected candidate; a menu asks for the reason"),
+    *(ShortcutSpec(f"score_{n}", f"Realism score {n}", (f"Alt+{n}",), "Review", None,
+                   "How real the candidate looks, 1 (obviously synthetic) to 5 (indistinguishable)")
+      for n in range(1, 6)),
+    ShortcutSpec("score_clear", "Clear the realism score", ("Alt+0",), "Review"),
+    ShortcutSpec("difference", "&Difference map", ("M",), "Review", None,
+                 "Show |candidate − original| over the image, full size", True),
+    ShortcutSpec("prev_candidate", "Previous candidate", ("Left",), "Review"),
+    ShortcutSpec("next_candidate", "Next candidate", ("Right",), "Review"),
+    ShortcutSpec("compare_original", "Show the original (hold)", ("Tab", "Space"), "Review", None,
+                 "While the key is held the viewer shows the original image instead of the candidate", hold=True),
     # Help
     ShortcutSpec("shortcuts", "&Keyboard shortcuts", ("H", "F1"), "Help", "keyboard"),
     ShortcutSpec("about", "&About LINOP Studio", (), "Help", "about"),
@@ -112,6 +133,12 @@ def find(action_id: str, specs: Iterable[ShortcutSpec] = SHORTCUTS) -> ShortcutS
 
 def key_sequences(spec: ShortcutSpec) -> list[QKeySequence]:
     return [QKeySequence(k) for k in spec.keys]
+
+
+def key_text(spec: ShortcutSpec) -> str:
+    """The keys as the user reads them (native names), e.g. ``"Tab (hold), Space (hold)"``."""
+    names = [QKeySequence(k).toString(QKeySequence.SequenceFormat.NativeText) for k in spec.keys]
+    return ", ".join(f"{n} (hold)" if spec.hold else n for n in names)
 
 
 def duplicate_keys(specs: Iterable[ShortcutSpec] = SHORTCUTS) -> dict[str, list[str]]:
@@ -167,11 +194,9 @@ class ShortcutDialog(QDialog):
                 group.setFont(0, font)
                 group.setFirstColumnSpanned(True)
                 groups[spec.group] = group
-            keys = ", ".join(
-                QKeySequence(k).toString(QKeySequence.SequenceFormat.NativeText) for k in spec.keys
-            )
-            item = QTreeWidgetItem(group, [spec.text.replace("&", "").rstrip("…"), keys])
+            item = QTreeWidgetItem(group, [spec.text.replace("&", "").rstrip("…"), key_text(spec)])
             item.setToolTip(0, spec.tip)
+            item.setData(0, Qt.ItemDataRole.UserRole, f"{spec.group} {spec.tip}".lower())
         mouse = QTreeWidgetItem(self.tree, ["Mouse"])
         font = mouse.font(0)
         font.setBold(True)
@@ -192,7 +217,8 @@ class ShortcutDialog(QDialog):
             visible = 0
             for j in range(group.childCount()):
                 child = group.child(j)
-                match = not needle or needle in child.text(0).lower() or needle in child.text(1).lower()
+                extra = str(child.data(0, Qt.ItemDataRole.UserRole) or "")
+                match = not needle or any(needle in t for t in (child.text(0).lower(), child.text(1).lower(), extra))
                 child.setHidden(not match)
                 visible += match
             group.setHidden(visible == 0)

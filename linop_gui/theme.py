@@ -77,8 +77,11 @@ def app_icon() -> QIcon:
 
 
 def stylesheet(theme: str) -> str:
+    """The theme's QSS with ``@ICONS@`` made the absolute icons folder (QSS has no relative image paths)."""
     path = resources_dir() / "styles" / f"{theme}.qss"
-    return path.read_text(encoding="utf-8") if path.is_file() else ""
+    if not path.is_file():
+        return ""
+    return path.read_text(encoding="utf-8").replace("@ICONS@", (resources_dir() / "icons").as_posix())
 
 
 def _palette(theme: str) -> QPalette:

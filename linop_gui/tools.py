@@ -27,6 +27,7 @@ from linop_core.errors import DataError
 from linop_core.fileio import atomic_write_text
 from linop_core.masks import box_hole
 from linop_core.review.session import ImageAnnotation, LesionBox, ReviewSession
+from linop_core.vocab import BOX_HOLES, HoleKind, Task
 
 Box = tuple[float, float, float, float]
 ANNOTATION_SCHEMA = "linop-annotations"
@@ -90,9 +91,9 @@ def mask_bbox(mask: np.ndarray) -> Box | None:
     return (float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1))
 
 
-def shape_mask(shape: tuple[int, int], box: Box, hole: str) -> np.ndarray:
+def shape_mask(shape: tuple[int, int], box: Box, hole: HoleKind | str) -> np.ndarray:
     """The hole of an ellipse or rectangle box as a brush mask (to keep editing it with the brush)."""
-    kind = "rectangle" if hole == "rectangle" else "ellipse"
+    kind = HoleKind.RECTANGLE if hole == HoleKind.RECTANGLE else HoleKind.ELLIPSE
     return box_hole(shape, box, kind)
 
 
@@ -152,24 +153,25 @@ def toggle_finding(annotation: ImageAnnotation, box: Box) -> ImageAnnotation:
     for i, b in enumerate(annotation.boxes):
         if b.source == "finding" and tuple(b.box) == tuple(box):
             return with_box(annotation, i, None)
-    return with_box(annotation, None, LesionBox(box=tuple(box), hole="rectangle", source="finding"))
+    return with_box(annotation, None, LesionBox(box=tuple(box), hole=HoleKind.RECTANGLE, source="finding"))
 
 
 def set_hole(
     annotation: ImageAnnotation,
     index: int,
-    hole: str,
+    hole: HoleKind | str,
     shape: tuple[int, int],
     store_brush: Callable[[np.ndarray], str],
 ) -> ImageAnnotation:
     """Change a box's hole shape; switching to brush starts from the current ellipse/rectangle hole."""
+    hole = HoleKind(hole)
     current = annotation.boxes[index]
-    if current.hole == hole:
+    if current.hole is hole:
         return annotation
-    if hole == "brush":
+    if hole is HoleKind.BRUSH:
         name = store_brush(shape_mask(shape, current.box, current.hole))
-        return with_box(annotation, index, replace(current, hole="brush", brush_file=name))
-    return with_box(annotation, index, replace(current, hole=hole, brush_file=None))  # type: ignore[arg-type]
+        return with_box(annotation, index, replace(current, hole=HoleKind.BRUSH, brush_file=name))
+    return with_box(annotation, index, replace(current, hole=hole, brush_file=None))
 
 
 # ----------------------------------------------------------------------------------------------- files
@@ -209,11 +211,11 @@ def annotations_to_json(
             continue
         boxes = []
         for b in ann.boxes:
-            item: dict[str, Any] = {"box": [float(v) for v in b.box], "hole": b.hole, "source": b.source}
-            if b.hole == "brush" and b.brush_file:
+            item: dict[str, Any] = {"box": [float(v) for v in b.box], "hole": str(b.hole), "source": b.source}
+            if b.hole is HoleKind.BRUSH and b.brush_file:
                 item["brush"] = _encode_mask(load_brush(b.brush_file))
             boxes.append(item)
-        images[image_id] = {"mode": ann.mode, "margin": float(ann.margin), "boxes": boxes}
+        images[image_id] = {"mode": str(ann.mode), "margin": float(ann.margin), "boxes": boxes}
     return {
         "schema": ANNOTATION_SCHEMA,
         "schema_version": ANNOTATION_SCHEMA_VERSION,
@@ -231,18 +233,18 @@ def annotations_from_json(
     out: dict[str, ImageAnnotation] = {}
     for image_id, item in data["images"].items():
         mode = item["mode"]
-        if mode not in ("inpaint", "outpaint"):
-            raise ValueError(f"image {image_id}: mode {mode!r} is not inpaint or outpaint")
+        if mode not in tuple(Task):
+            raise ValueError(f"image {image_id}: mode {mode!r} is not {' or '.join(Task)}")
         boxes = []
         for b in item["boxes"]:
             box = tuple(float(v) for v in b["box"])
             if len(box) != 4 or box[2] <= box[0] or box[3] <= box[1]:
                 raise ValueError(f"image {image_id}: box {b['box']} is not x0, y0, x1, y1 with positive size")
-            hole = b.get("hole", "ellipse")
-            if hole not in ("ellipse", "rectangle", "brush"):
+            hole = b.get("hole", HoleKind.ELLIPSE)
+            if hole not in (*BOX_HOLES, HoleKind.BRUSH):
                 raise ValueError(f"image {image_id}: hole {hole!r} is not ellipse, rectangle or brush")
             brush_file = None
-            if hole == "brush":
+            if hole == HoleKind.BRUSH:
                 if not b.get("brush"):
                     raise ValueError(f"image {image_id}: brush box without a mask")
                 brush_file = store_brush(_decode_mask(b["brush"]))

@@ -8,11 +8,12 @@ Protocol (all signals arrive queued in the GUI thread):
 
 * ``submit(fn, channel=...) -> job_id``: ``fn(ctx)`` runs in the worker thread with a :class:`JobContext`
   (the engine, a ``progress(done, total)`` callback, a cancellation check). Job ids increase.
-* ``progress(job_id, done, total)``, ``result(job_id, payload)``, ``failed(job_id, WorkerError)``,
-  ``cancelled(job_id)``.
+* ``progress(job_id, done, total)``, ``partial(job_id, payload)`` (a piece of the result sent with
+  ``ctx.partial`` while the job runs, e.g. each candidate), ``result(job_id, payload)``,
+  ``failed(job_id, WorkerError)``, ``cancelled(job_id)``.
 * Latest request wins, per channel: a new job cancels the previous job of its channel (cooperatively: the
   running job stops at its next ``progress``/``check`` call, a queued one never starts), and only the latest
-  job of a channel reports ``progress``, ``result`` and ``failed``; results of stale ids are dropped.
+  job of a channel reports ``progress``, ``partial``, ``result`` and ``failed``; results of stale ids are dropped.
 * A CUDA forward pass cannot be interrupted, so cancellation takes effect between batches / candidates.
 
 Payloads cross threads as numpy arrays and frozen dataclasses; jobs must not mutate arrays they handed out,
@@ -178,11 +179,13 @@ def _release(engine: Any) -> None:
 class JobContext:
     """What a job gets in the worker thread."""
 
-    def __init__(self, job_id: int, token: threading.Event, engine: Any, emit: Callable[[int, int, int], None]):
+    def __init__(self, job_id: int, token: threading.Event, engine: Any, emit: Callable[[int, int, int], None],
+                 emit_partial: Callable[[int, object], None] | None = None):
         self.job_id = job_id
         self._token = token
         self.engine = engine
         self._emit = emit
+        self._emit_partial = emit_partial
 
     @property
     def cancelled(self) -> bool:
@@ -197,6 +200,13 @@ class JobContext:
         """``progress(done, total)`` for library code; also the cancellation point."""
         self.check()
         self._emit(self.job_id, int(done), int(total))
+
+    def partial(self, payload: object) -> None:
+        """Hands a piece of the result to the GUI thread now (e.g. one candidate), before the job ends; the GUI
+        receives it only while the job is still the latest of its channel."""
+        self.check()
+        if self._emit_partial is not None:
+            self._emit_partial(self.job_id, payload)
 
 
 JobFn = Callable[[JobContext], Any]
@@ -213,6 +223,7 @@ class _Runner(QObject):
     """Lives in the worker thread; runs one job at a time and owns the engine."""
 
     progress = Signal(int, int, int)
+    partial = Signal(int, object)
     result = Signal(int, object)
     failed = Signal(int, object)
     cancelled = Signal(int)
@@ -230,7 +241,7 @@ class _Runner(QObject):
             if token.is_set():
                 self.cancelled.emit(job_id)
                 return
-            ctx = JobContext(job_id, token, self.engine, self.progress.emit)
+            ctx = JobContext(job_id, token, self.engine, self.progress.emit, self.partial.emit)
             try:
                 payload = fn(ctx)
                 ctx.check()  # a job cancelled in its last step reports as cancelled
@@ -287,6 +298,7 @@ class BackgroundWorker(QObject):
     """GUI-side handle of one long-lived worker thread (see the module docstring)."""
 
     progress = Signal(int, int, int)  # job id, done, total (latest job of its channel only)
+    partial = Signal(int, object)  # job id, a piece of the result sent before the end (latest job only)
     result = Signal(int, object)  # job id, payload (latest job of its channel only)
     failed = Signal(int, object)  # job id, WorkerError (latest job of its channel only)
     cancelled = Signal(int)  # job id (every job that stopped or never started because of a cancel)
@@ -313,6 +325,7 @@ class BackgroundWorker(QObject):
         self._load.connect(self._runner.load_engine)
         self._release.connect(self._runner.release)
         self._runner.progress.connect(self._on_progress)
+        self._runner.partial.connect(self._on_partial)
         self._runner.result.connect(self._on_result)
         self._runner.failed.connect(self._on_failed)
         self._runner.cancelled.connect(self.cancelled)
@@ -375,6 +388,10 @@ class BackgroundWorker(QObject):
     def _on_progress(self, job_id: int, done: int, total: int) -> None:
         if self.is_current(job_id):
             self.progress.emit(job_id, done, total)
+
+    def _on_partial(self, job_id: int, payload: object) -> None:
+        if self.is_current(job_id):
+            self.partial.emit(job_id, payload)
 
     def _on_result(self, job_id: int, payload: object) -> None:
         if self.is_current(job_id):

@@ -69,3 +69,42 @@ def test_nothing_to_open_raises_data_error(tmp_path: Path) -> None:
         Catalog.open(tmp_path)
     with pytest.raises(DataError, match="does not exist"):
         Catalog.open(tmp_path / "missing")
+
+
+def test_each_image_of_a_plain_folder_gets_the_task_its_header_says(dicom_folder: Path, tmp_path: Path,
+                                                                   write_dicom) -> None:
+    import numpy as np
+
+    from linop_core.catalog import image_label, task_for_label
+    from linop_core.vocab import Task
+
+    def task_for_image(modality, body_part=None, view=None):
+        return task_for_label(image_label(modality, body_part, None, view))
+
+    assert task_for_image("MG") is Task.INPAINT
+    assert task_for_image("DX", "CHEST") is Task.OUTPAINT and task_for_image("CR", "thorax") is Task.OUTPAINT
+    assert task_for_image("CR", None, "PA") is Task.OUTPAINT  # no body part: a chest view decides
+    assert task_for_image("DX", "HAND", "PA") is None and task_for_image("CT", "CHEST") is None
+    assert task_for_image(None) is None
+
+    mammo = Catalog.open(dicom_folder)  # phantom mammograms copied into a plain folder: MG
+    assert mammo.kind == "folder"
+    tasks = {e.path.name: mammo.task_of(e) for e in mammo.entries}
+    assert tasks["good0.dcm"] is Task.INPAINT and tasks["notes.dcm"] is None
+
+    pixels = np.full((64, 48), 900, np.uint16)
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    write_dicom(pixels, "mixed/chest.dcm", Modality="DX", BodyPartExamined="CHEST", ViewPosition="PA")
+    write_dicom(pixels, "mixed/knee.dcm", Modality="CR", BodyPartExamined="KNEE", ViewPosition="AP")
+    catalog = Catalog.open(folder)
+    by_name = {e.path.name: e for e in catalog.entries}
+    assert by_name["chest.dcm"].body_part == "CHEST"
+    assert catalog.task_of(by_name["chest.dcm"]) is Task.OUTPAINT and catalog.task_of(by_name["knee.dcm"]) is None
+
+
+def test_a_vindr_root_gives_every_image_its_task(mammo_root: Path) -> None:
+    from linop_core.vocab import Task
+
+    catalog = Catalog.open(mammo_root)
+    assert {catalog.task_of(e) for e in catalog.entries} == {Task.INPAINT}

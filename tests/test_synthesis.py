@@ -274,3 +274,76 @@ def test_integrity_guard_catches_a_changed_pixel() -> None:
         verify_outside_unchanged(source, result, weight, name="x")
     with pytest.raises(PasteIntegrityError, match="differs from source"):
         verify_outside_unchanged(source, result.astype(np.int32), weight, name="x")
+
+
+# ----------------------------------------------------------------------------------------------- streaming
+
+
+class _SeedFillEngine:
+    """Fills every hole pixel with a grey that depends on the seed only; records each call."""
+
+    name, resolution, model_name, checkpoint_sha256, seed_used = "fake", 64, None, None, True
+
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+
+    def generate(self, images, keep, seeds, progress=None):
+        self.events.append(f"generate {list(seeds)}")
+        out = images.copy()
+        for i, seed in enumerate(seeds):
+            out[i][~keep[i]] = 0.2 + 0.1 * (seed % 7)
+            if progress is not None:
+                progress(i + 1, len(seeds))
+        return out
+
+    def provenance(self):
+        return {"engine": self.name}
+
+
+@pytest.mark.parametrize("task", ["inpaint", "outpaint"])
+def test_candidates_stream_one_by_one_and_equal_the_batch(task: str) -> None:
+    from linop_core.synthesis import synthesize
+
+    if task == "inpaint":
+        source, _ = synthetic_mammogram((400, 320), seed=3)
+        request = InpaintRequest((60.0, 160.0, 120.0, 220.0), seeds=[5, 6, 7])
+    else:
+        source = synthetic_cxr((400, 320), seed=3)
+        request = OutpaintRequest(((80.0, 150.0, 130.0, 200.0),), ("Nodule/Mass",), seeds=[5, 6, 7])
+    batch_events: list[str] = []
+    batch = synthesize(source, request, _SeedFillEngine(batch_events), anatomy_check=False)
+    assert batch_events == ["generate [5, 6, 7]"]
+
+    events: list[str] = []
+    done: list[tuple[int, int]] = []
+    streamed = synthesize(source, request, _SeedFillEngine(events), anatomy_check=False,
+                          progress=lambda d, t: done.append((d, t)),
+                          on_candidate=lambda c: events.append(f"candidate {c.seed}"))
+    # Each candidate is handed over before the next one is generated, the first seed first.
+    assert events == ["generate [5]", "candidate 5", "generate [6]", "candidate 6", "generate [7]", "candidate 7"]
+    assert done == [(1, 3), (2, 3), (3, 3)]
+    for a, b in zip(batch, streamed, strict=True):
+        assert a.seed == b.seed and np.array_equal(a.image, b.image) and np.array_equal(a.generated, b.generated)
+        _assert_bit_exact_outside(b, source)
+
+
+def test_each_streamed_candidate_is_checked_before_it_is_handed_over(monkeypatch) -> None:
+    import linop_core.synthesis as synthesis
+
+    source, _ = synthetic_mammogram((400, 320), seed=4)
+    blend = synthesis._blend
+    calls = {"n": 0}
+
+    def broken_second(src, generated, weight):
+        calls["n"] += 1
+        out = blend(src, generated, weight)
+        if calls["n"] == 2:
+            out[0, 0] += 1  # a pixel outside the hole changes: the paste-back contract is broken
+        return out
+
+    monkeypatch.setattr(synthesis, "_blend", broken_second)
+    handed: list[int] = []
+    with pytest.raises(PasteIntegrityError):
+        synthesis.synthesize(source, InpaintRequest((60.0, 160.0, 120.0, 220.0), seeds=[1, 2, 3]),
+                             _SeedFillEngine([]), anatomy_check=False, on_candidate=lambda c: handed.append(c.seed))
+    assert handed == [1]

@@ -52,7 +52,7 @@ class DicomMeta:
     pixel_representation: int = 0
     voi_lut_explanations: tuple[str | None, ...] = ()
     patient_orientation: tuple[str, ...] = ()  # PatientOrientation (row, column directions), e.g. ('P', 'L')
-    body_part_examined: str | None = None
+    body_part_examined: str | None = None  # BodyPartExamined (0018,0015), e.g. "BREAST", "CHEST"
 
 
 @dataclass(frozen=True)

@@ -55,8 +55,8 @@ def open_and_wait(qtbot, window, path: Path) -> None:
     """Open ``path`` and wait until the first readable image is on screen."""
     with qtbot.waitSignal(window.dataset_opened, timeout=30_000):
         window.open_path(path)
-    qtbot.waitUntil(lambda: window.current_entry is None or not window.current_entry.ok
-                    or window.current_image is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: window.workspace.entry is None or not window.workspace.entry.ok
+                    or window.workspace.image is not None, timeout=30_000)
 
 
 @pytest.fixture

@@ -187,7 +187,7 @@ def test_boxes_and_masks_round_trip_through_json(tmp_path: Path) -> None:
 
 def test_display_transform_matches_the_dicom_window_exactly() -> None:
     from linop_core.dicom import VoiWindow, apply_window
-    from linop_gui.viewer import display_transform
+    from linop_gui.display import display_transform
 
     window = VoiWindow(2100.0, 900.0)
     values = np.arange(1000, 3301)
@@ -202,7 +202,7 @@ def test_display_transform_matches_the_dicom_window_exactly() -> None:
 
 
 def test_pyramid_levels_are_block_means() -> None:
-    from linop_gui.viewer import downsample_mean
+    from linop_gui.display import downsample_mean
 
     data = np.arange(7 * 9, dtype=np.uint16).reshape(7, 9)
     half = downsample_mean(data, 2)

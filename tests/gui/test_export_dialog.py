@@ -20,7 +20,7 @@ from linop_core.synthesis import InpaintRequest, inpaint_lesion
 from linop_core.synthset import SynthSet, verify_manifest
 from linop_core.vindr import open_dataset
 from linop_gui.export_dialog import BatchDialog, ExportDialog
-from linop_gui.generation import GenerateOptions
+from linop_gui.generation_jobs import GenerateOptions
 from linop_gui.worker import BackgroundWorker
 
 

@@ -15,8 +15,9 @@ from linop_core.anatomy import breast_mask
 from linop_core.dicom import read_dicom
 from linop_core.engines import EngineSpec
 from linop_core.synthset import SynthSet
-from linop_gui.generation import GenerationController, attach_generation
-from linop_gui.viewer import display_array
+from linop_gui.display import display_array
+from linop_gui.generation import GenerationController
+from linop_gui.model_panel import find_bundled_model
 
 
 @pytest.fixture
@@ -54,13 +55,13 @@ def box_in_breast(path: Path, half: int) -> tuple[float, float, float, float]:
 
 def show_image(qtbot, window, image_id: str) -> None:
     assert window.browser.select(image_id)
-    qtbot.waitUntil(lambda: window.current_entry is not None and window.current_entry.image_id == image_id
-                    and window.current_image is not None
-                    and Path(window.current_image.meta.path) == Path(window.current_entry.path), timeout=30_000)
+    qtbot.waitUntil(lambda: window.workspace.entry is not None and window.workspace.entry.image_id == image_id
+                    and window.workspace.image is not None
+                    and Path(window.workspace.image.meta.path) == Path(window.workspace.entry.path), timeout=30_000)
 
 
 def attach(qtbot, window, spec: EngineSpec) -> GenerationController:
-    controller = attach_generation(window)
+    controller = window.enable_generation()
     qtbot.waitUntil(lambda: controller.engine_info is not None, timeout=30_000)
     if spec != controller.model_worker._runner.spec:
         with qtbot.waitSignal(controller.model_worker.engine_changed, timeout=60_000):
@@ -93,29 +94,29 @@ def generate_measuring_gaps(qtbot, controller: GenerationController, n: int) -> 
     return elapsed, float(np.diff(during).max())
 
 
-def press(qtbot, widget, key: Qt.Key) -> None:
-    qtbot.keyPress(widget, key)
-    qtbot.keyRelease(widget, key)
+def press(qtbot, widget, key: Qt.Key, modifiers: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier) -> None:
+    qtbot.keyPress(widget, key, modifiers)
+    qtbot.keyRelease(widget, key, modifiers)
 
 
 def test_biharmonic_generate_review_export_and_reopen(qtbot, make_window, mammo_root, tmp_path, dialogs) -> None:
     window = make_window(mammo_root)
     controller = attach(qtbot, window, EngineSpec.biharmonic(64, device="cpu"))
     assert controller.engine_info.engine == "biharmonic"
-    assert "biharmonic" in window.model_label.text() and "CPU" in window.model_label.text()
+    assert "biharmonic" in window.status_line.model_label.text() and "CPU" in window.status_line.model_label.text()
     image_id, path = normal_training_image(mammo_root)
     show_image(qtbot, window, image_id)
     window.viewer.add_box(box_in_breast(path, 30))
-    assert len(window.current_annotation().boxes) == 1
+    assert len(window.workspace.annotation().boxes) == 1
 
     generate_and_wait(qtbot, controller, 3)
     gallery = controller.gallery
     assert [i.seed for i in gallery.items] == [0, 1, 2]
     assert controller.panel.seed_spin.value() == 3  # the next click makes new seeds
-    session = window.session
+    session = window.workspace.session
     assert len(session.candidates_for(image_id)) == 3
     # The main viewer shows the selected candidate; holding Tab shows the original.
-    original = display_array(window.current_image)
+    original = display_array(window.workspace.image)
     item = gallery.current_item()
     y0, x0 = item.origin
     h, w = item.candidate.shape
@@ -126,17 +127,18 @@ def test_biharmonic_generate_review_export_and_reopen(qtbot, make_window, mammo_
     qtbot.waitUntil(lambda: not np.array_equal(window.viewer.image_item.image, original), timeout=5_000)
     changed = item.weight > 0
     np.testing.assert_array_equal(shown_region()[changed], item.candidate[changed])
-    gallery.setFocus()
+    gallery.list.setFocus()
+    qtbot.waitUntil(gallery.list.hasFocus)
     qtbot.keyPress(gallery.list, Qt.Key.Key_Tab)
-    assert gallery.showing_original
+    assert controller.review.showing_original
     np.testing.assert_array_equal(window.viewer.image_item.image, original)
     qtbot.keyRelease(gallery.list, Qt.Key.Key_Tab)
-    assert not gallery.showing_original
+    assert not controller.review.showing_original and gallery.list.hasFocus()
     np.testing.assert_array_equal(shown_region()[changed], item.candidate[changed])
 
     first, second = gallery.items[0].candidate_id, gallery.items[1].candidate_id
     gallery.select(first)
-    press(qtbot, gallery.list, Qt.Key.Key_4)
+    press(qtbot, gallery.list, Qt.Key.Key_4, Qt.KeyboardModifier.AltModifier)
     press(qtbot, gallery.list, Qt.Key.Key_Y)
     gallery.select(second)
     gallery.reject("seam")
@@ -165,8 +167,9 @@ def test_biharmonic_generate_review_export_and_reopen(qtbot, make_window, mammo_
     controller2 = attach(qtbot, again, EngineSpec.biharmonic(64, device="cpu"))
     show_image(qtbot, again, image_id)
     qtbot.waitUntil(lambda: len(controller2.gallery.items) == 3, timeout=30_000)
-    assert len(again.current_annotation().boxes) == 1
-    decisions = {i.candidate_id: again.session.candidates[i.candidate_id].decision for i in controller2.gallery.items}
+    assert len(again.workspace.annotation().boxes) == 1
+    stored = again.workspace.session.candidates
+    decisions = {i.candidate_id: stored[i.candidate_id].decision for i in controller2.gallery.items}
     assert decisions[first] == "approved" and decisions[second] == "rejected"
     assert controller2.panel.seed_spin.value() == 3
     assert not dialogs
@@ -209,7 +212,7 @@ def test_worker_errors_reach_a_dialog_and_the_app_keeps_working(qtbot, make_wind
         controller.generate()
     _, title, text = dialogs[-1]
     assert title == "Out of GPU memory" and "CPU" in text
-    assert controller.gallery.items == [] and window.session.candidates_for(image_id) == []
+    assert controller.gallery.items == [] and window.workspace.session.candidates_for(image_id) == []
 
 
 def test_latest_generate_wins_and_cancel_records_nothing(qtbot, make_window, mammo_root, dialogs) -> None:
@@ -224,13 +227,13 @@ def test_latest_generate_wins_and_cancel_records_nothing(qtbot, make_window, mam
     assert second is not None and second > first
     qtbot.waitUntil(lambda: not controller.model_worker.busy and len(controller.gallery.items) == 2, timeout=30_000)
     assert [i.seed for i in controller.gallery.items] == [2, 3]
-    assert sorted(e.seed for e in window.session.candidates_for(image_id)) == [2, 3]
+    assert sorted(e.seed for e in window.workspace.session.candidates_for(image_id)) == [2, 3]
 
     with qtbot.waitSignal(controller.model_worker.finished, timeout=30_000):
         controller.generate()
         controller.cancel()  # whether it stops mid-way or had just finished, its result is dropped
     qtbot.waitUntil(lambda: not controller.model_worker.busy, timeout=30_000)
-    assert len(window.session.candidates_for(image_id)) == 2 and len(controller.gallery.items) == 2
+    assert len(window.workspace.session.candidates_for(image_id)) == 2 and len(controller.gallery.items) == 2
     assert not controller.panel.cancel_button.isEnabled()
     assert not dialogs
 
@@ -263,10 +266,10 @@ def test_mat_small_generates_a_batch_of_candidates(qtbot, make_window, mammo_roo
     checkpoint = tmp_path / "mat-small-random.pt"
     save_checkpoint(checkpoint, config=mat_small(), preset="mat-small", G_ema=build_generator(mat_small(), seed=0))
     window = make_window(mammo_root, model_path=str(checkpoint), device="cpu")
-    controller = attach_generation(window)
+    controller = window.enable_generation()
     qtbot.waitUntil(lambda: controller.engine_info is not None, timeout=60_000)
     assert controller.engine_info.engine == "mat" and controller.engine_info.model_name == "mat-small"
-    assert "MAT mat-small" in window.model_label.text()
+    assert "MAT mat-small" in window.status_line.model_label.text()
     image_id, path = normal_training_image(mammo_root)
     show_image(qtbot, window, image_id)
     window.viewer.add_box(box_in_breast(path, 30))
@@ -278,7 +281,7 @@ def test_mat_small_generates_a_batch_of_candidates(qtbot, make_window, mammo_roo
     # Different seeds give different candidates (random z and style maps), both differ from the source.
     assert not np.array_equal(items[0].candidate, items[1].candidate)
     assert all(np.any(i.candidate != i.source) for i in items)
-    entry = window.session.candidates[items[0].candidate_id]
+    entry = window.workspace.session.candidates[items[0].candidate_id]
     assert entry.checkpoint_sha256 and entry.model_name == "mat-small"
     assert not dialogs
 
@@ -291,7 +294,7 @@ def test_outpainting_keeps_the_findings_with_their_labels(tmp_path) -> None:
     from linop_core.phantom import make_cxr_dataset
     from linop_core.review.session import ImageAnnotation, LesionBox, ReviewSession
     from linop_core.vindr import open_dataset
-    from linop_gui.generation import GenerateOptions, GenerationRequest, build_tasks, run_generation
+    from linop_gui.generation_jobs import GenerateOptions, GenerationRequest, build_tasks, run_generation
     from linop_gui.worker import JobContext
 
     root = tmp_path / "cxr"
@@ -317,3 +320,112 @@ def test_outpainting_keeps_the_findings_with_their_labels(tmp_path) -> None:
         rows, cols = slice(int(np.ceil(y0)), int(y1)), slice(int(np.ceil(x0)), int(x1))
         np.testing.assert_array_equal(stored[rows, cols], image.pixels[rows, cols])
         assert not generated[rows, cols].any()
+
+
+def test_candidates_appear_one_by_one_and_the_progress_ends_at_100(qtbot, make_window, mammo_root, dialogs) -> None:
+    window = make_window(mammo_root)
+    controller = attach(qtbot, window, EngineSpec.biharmonic(64, device="cpu"))
+    image_id, path = normal_training_image(mammo_root)
+    show_image(qtbot, window, image_id)
+    window.viewer.add_box(box_in_breast(path, 30))
+    seen: list[tuple[int, int, int]] = []  # (gallery items, selected seed, progress) as each candidate arrives
+    at_end: list[int] = []
+
+    def on_partial(job_id: int, payload: object) -> None:
+        current = controller.gallery.current_item()
+        seen.append((len(controller.gallery.items), current.seed, controller.panel.progress.value()))
+
+    controller.model_worker.partial.connect(on_partial)
+    controller.model_worker.result.connect(lambda *_: at_end.append(len(controller.gallery.items)))
+    generate_and_wait(qtbot, controller, 3)
+    # Each candidate is in the gallery the moment it exists, the first one selected (and on screen) first.
+    assert [(n, seed) for n, seed, _ in seen] == [(1, 0), (2, 0), (3, 0)] and at_end == [3]
+    assert [p for _, _, p in seen] == sorted(p for _, _, p in seen)
+    bar = controller.panel.progress
+    assert bar.value() == bar.maximum() == 3 and "100 %" in bar.text()
+    assert len(window.workspace.session.candidates_for(image_id)) == 3 and not dialogs
+
+
+def test_a_refused_box_is_said_in_the_viewer_and_g_makes_the_selected_box(qtbot, make_window, mammo_root,
+                                                                       dialogs) -> None:
+    window = make_window(mammo_root)
+    controller = attach(qtbot, window, EngineSpec.biharmonic(64, device="cpu"))
+    image_id, path = normal_training_image(mammo_root)
+    show_image(qtbot, window, image_id)
+    w = window.workspace.image.pixels.shape[1]
+    inside = box_in_breast(path, 30)
+    corner = (float(w - 60), 2.0, float(w - 2), 60.0)
+    inside_left = inside[0] < w / 2
+    outside = corner if inside_left else (2.0, 2.0, 60.0, 60.0)  # the background opposite the chest wall
+    window.viewer.add_box(inside)
+    window.viewer.add_box(outside)
+    assert window.workspace.selected == 1
+    bar = window.viewer.message_bar
+
+    # G with the new box selected: only that box, refused, said over the image with the reason; no dialog.
+    controller.panel.candidates_spin.setValue(2)
+    with qtbot.waitSignal(controller.model_worker.finished, timeout=30_000):
+        controller.generate()
+    qtbot.waitUntil(lambda: "outside the breast" in bar.text(), timeout=5_000)
+    assert bar.isVisible() and not dialogs and window.workspace.session.candidates_for(image_id) == []
+
+    window.workspace.select(0)
+    generate_and_wait(qtbot, controller, 2)
+    assert {e.box_index for e in window.workspace.session.candidates_for(image_id)} == {0}
+
+    # With no box selected, every box: the refused one is skipped and said, the other one made.
+    window.workspace.select(None)
+    bar.hide()
+    generate_and_wait(qtbot, controller, 2)
+    qtbot.waitUntil(lambda: "Skipped box 2" in bar.text(), timeout=5_000)
+    assert "outside the breast" in bar.text()
+    assert [e.box_index for e in window.workspace.session.candidates_for(image_id)] == [0, 0, 0, 0]
+    assert not dialogs
+
+
+@pytest.mark.skipif(find_bundled_model("inpaint") is None or find_bundled_model("outpaint") is None,
+                    reason="the bundled demo models (resources/models/) are not installed")
+def test_the_bundled_model_follows_each_image_task_and_the_panel_names_what_is_loaded(
+        qtbot, make_window, mammo_root, dicom_folder, tmp_path, dialogs) -> None:
+    import shutil
+
+    from linop_core.hashing import sha256_file
+    from linop_core.phantom import make_cxr_dataset
+
+    cxr_root = tmp_path / "cxr"
+    make_cxr_dataset(cxr_root, n=2, seed=0, size="small")
+    chest_folder = tmp_path / "chest-folder"
+    chest_folder.mkdir()
+    shutil.copy(next(cxr_root.rglob("*.dicom")), chest_folder / "chest.dcm")  # DX, BodyPartExamined CHEST
+    window = make_window()
+    controller = window.enable_generation()
+    panel = controller.panel.model_panel
+
+    def loaded(task: str) -> None:
+        path = find_bundled_model(task)
+        qtbot.waitUntil(lambda: controller.engine_info is not None and controller.engine_info.checkpoint == str(path)
+                        and not controller.model_worker.busy, timeout=60_000)
+        sha = sha256_file(path)
+        assert controller.engine_info.checkpoint_sha256 == sha
+        # The panel, the status bar and the workspace all name the model actually loaded: path and hash.
+        assert panel.path_edit.text() == str(path) and sha[:12] in panel.info_label.text()
+        assert sha[:8] in window.status_line.model_label.text()
+        assert window.workspace.model.path == str(path) and window.workspace.model.sha256 == sha
+
+    loaded("inpaint")
+    for root, task in ((cxr_root, "outpaint"), (mammo_root, "inpaint"), (chest_folder, "outpaint"),
+                       (dicom_folder, "inpaint")):
+        with qtbot.waitSignal(window.dataset_opened, timeout=30_000):
+            window.open_path(root)
+        loaded(task)
+
+    # A refused checkpoint: a dialog says why; the loaded model stays named everywhere.
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint" * 64)
+    with qtbot.waitSignal(controller.model_worker.failed, timeout=30_000):
+        controller.load_engine(EngineSpec(checkpoint=str(garbage)), remember=False)
+    assert dialogs and "garbage.pt" in dialogs[-1][2]
+    sha = sha256_file(find_bundled_model("inpaint"))
+    assert "garbage" not in window.status_line.model_label.text() and sha[:8] in window.status_line.model_label.text()
+    assert f"Still using: MAT mat-small {sha[:8]}" in panel.info_label.text()
+    assert window.workspace.model.sha256 == sha

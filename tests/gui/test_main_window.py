@@ -31,9 +31,9 @@ def _drag(qtbot, viewer, p0: tuple[float, float], p1: tuple[float, float],
 def test_open_navigate_and_prefetch(make_window, mammo_root: Path, qtbot) -> None:
     window = make_window(mammo_root)
     assert window.browser.model.rowCount() == 8
-    first = window.current_entry
-    assert first is window.browser.model.entries[0] and window.current_image is not None
-    assert window.viewer.image is window.current_image
+    first = window.workspace.entry
+    assert first is window.browser.model.entries[0] and window.workspace.image is not None
+    assert window.viewer.image is window.workspace.image
     # the next image is decoded in the background while the first is shown
     qtbot.waitUntil(lambda: window.loader.cached(window.browser.model.entries[1].path) is not None, timeout=20_000)
 
@@ -46,7 +46,7 @@ def test_open_navigate_and_prefetch(make_window, mammo_root: Path, qtbot) -> Non
     with qtbot.waitSignal(window.image_changed, timeout=20_000) as blocker:
         QTest.keyClick(window, Qt.Key.Key_A)
     assert blocker.args[0] is window.browser.model.entries[1]
-    assert window.viewer.overlay_text()["tl"].count(window.current_entry.laterality) >= 1
+    assert window.viewer.overlay_text()["tl"].count(window.workspace.entry.laterality) >= 1
     # thumbnails arrive for the rows in sight
     qtbot.waitUntil(lambda: window.browser.model.has_thumbnail(str(first.path)), timeout=20_000)
     assert mammo_root.resolve().as_posix() in [Path(p).as_posix() for p in window.settings.recent()]
@@ -55,7 +55,7 @@ def test_open_navigate_and_prefetch(make_window, mammo_root: Path, qtbot) -> Non
 def test_window_level_presets_drag_and_invert(make_window, mammo_root: Path, qtbot) -> None:
     window = make_window(mammo_root)
     viewer = window.viewer
-    image = window.current_image
+    image = window.workspace.image
     presets = viewer.presets
     assert len(presets) >= 2 and viewer.window == presets[0]
     QTest.keyClick(window, Qt.Key.Key_2)
@@ -109,8 +109,8 @@ def test_zoom_fit_and_one_to_one(make_window, mammo_root: Path, qtbot) -> None:
 
 def test_draw_move_undo_redo_box_with_the_mouse(make_window, mammo_root: Path, qtbot) -> None:
     window = make_window(mammo_root)
-    viewer, session = window.viewer, window.session
-    image_id = window.current_entry.image_id
+    viewer, session = window.viewer, window.workspace.session
+    image_id = window.workspace.entry.image_id
     QTest.keyClick(window, Qt.Key.Key_N)
     assert viewer.tool == Tool.BOX and window.action("tool_box").isChecked()
     assert not window.action("tool_pan").isChecked()
@@ -156,10 +156,10 @@ def test_draw_move_undo_redo_box_with_the_mouse(make_window, mammo_root: Path, q
 
 def test_brush_paints_a_hole_and_the_eraser_clears_it(make_window, mammo_root: Path, qtbot) -> None:
     window = make_window(mammo_root)
-    viewer, session = window.viewer, window.session
-    image_id = window.current_entry.image_id
+    viewer, session = window.viewer, window.workspace.session
+    image_id = window.workspace.entry.image_id
     h, w = viewer.image.pixels.shape
-    window._set_brush_radius(10)
+    window.view.set_brush_radius(10)
     QTest.keyClick(window, Qt.Key.Key_B)
     assert viewer.tool == Tool.BRUSH
     with qtbot.waitSignal(window.annotation_changed, timeout=5000):
@@ -181,7 +181,7 @@ def test_brush_paints_a_hole_and_the_eraser_clears_it(make_window, mammo_root: P
 
     QTest.keyClick(window, Qt.Key.Key_BracketRight)
     assert viewer.brush_radius > 10 and window.settings.brush_radius == viewer.brush_radius
-    window.undo()
+    window.editor.undo()
     assert int(session.load_brush(session.annotation(image_id).boxes[0].brush_file).sum()) == painted
 
 
@@ -190,25 +190,25 @@ def test_outpainting_selects_findings_by_click_and_keeps_a_margin(make_window, m
     row = next(i for i, e in enumerate(window.browser.model.entries) if e.findings)
     with qtbot.waitSignal(window.image_changed, timeout=20_000):
         window.browser.select_row(row)
-    entry = window.current_entry
+    entry = window.workspace.entry
     finding = entry.findings[0].box
     QTest.keyClick(window, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
-    assert window.current_annotation().mode == "outpaint"
+    assert window.workspace.annotation().mode == "outpaint"
     assert window.action("mode_outpaint").isChecked() and not window.action("mode_inpaint").isChecked()
     viewer = window.viewer
     cx, cy = (finding[0] + finding[2]) / 2, (finding[1] + finding[3]) / 2
     with qtbot.waitSignal(window.annotation_changed, timeout=5000):
         QTest.mouseClick(viewer.graphics.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
                          QPoint(*viewer.map_image_to_widget(cx, cy)))
-    boxes = window.current_annotation().boxes
+    boxes = window.workspace.annotation().boxes
     assert len(boxes) == 1 and boxes[0].source == "finding" and boxes[0].box == finding
     window.panel.margin.setValue(40)
     window.panel.margin.editingFinished.emit()
-    assert window.current_annotation().margin == 40
+    assert window.workspace.annotation().margin == 40
     with qtbot.waitSignal(window.annotation_changed, timeout=5000):  # a second click deselects
         QTest.mouseClick(viewer.graphics.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
                          QPoint(*viewer.map_image_to_widget(cx, cy)))
-    assert window.current_annotation().boxes == []
+    assert window.workspace.annotation().boxes == []
 
 
 def test_filters_narrow_the_list_and_keep_navigation_inside(make_window, mammo_root: Path, qtbot) -> None:
@@ -218,11 +218,11 @@ def test_filters_narrow_the_list_and_keep_navigation_inside(make_window, mammo_r
     combo.setCurrentIndex(combo.findText("Mass"))
     entries = browser.model.entries
     assert 0 < len(entries) < 8 and all("Mass" in e.categories for e in entries)
-    qtbot.waitUntil(lambda: window.current_entry is entries[0] and window.current_image is not None, timeout=20_000)
+    qtbot.waitUntil(lambda: window.workspace.entry is entries[0] and window.workspace.image is not None, timeout=20_000)
     if len(entries) > 1:
         with qtbot.waitSignal(window.image_changed, timeout=20_000):
             window.action("next_image").trigger()
-        assert window.current_entry is entries[1]
+        assert window.workspace.entry is entries[1]
     browser.combos["laterality"].setCurrentIndex(browser.combos["laterality"].findText("R"))
     assert all(e.laterality == "R" and "Mass" in e.categories for e in browser.model.entries)
     assert browser.count.text().endswith("of 8 images")
@@ -235,16 +235,16 @@ def test_bad_files_show_an_error_entry_and_the_rest_still_open(make_window, dico
     model = window.browser.model
     names = [e.path.name for e in model.entries]
     assert names[-1] == "notes.dcm" and len(names) == 4
-    assert window.current_image is not None and window.current_entry.path.name == "good0.dcm"
+    assert window.workspace.image is not None and window.workspace.entry.path.name == "good0.dcm"
     bad_row = names.index("notes.dcm")
     assert "unreadable" in model.data(model.index(bad_row))
     window.browser.select_row(bad_row)
-    assert window.current_image is None and "notes.dcm" in window.viewer._placeholder.text()
+    assert window.workspace.image is None and "notes.dcm" in window.viewer.placeholder_text()
     window.browser.select_row(names.index("truncated.dcm"))  # header fine, pixels cut: fails on decode
-    qtbot.waitUntil(lambda: "truncat" in window.viewer._placeholder.text().lower(), timeout=20_000)
+    qtbot.waitUntil(lambda: "truncat" in window.viewer.placeholder_text().lower(), timeout=20_000)
     with qtbot.waitSignal(window.image_changed, timeout=20_000):
         window.browser.select_row(names.index("good1.dcm"))
-    assert window.current_image is not None
+    assert window.workspace.image is not None
 
 
 def test_four_view_hanging_places_and_mirrors_views(make_window, mammo_root: Path, qtbot) -> None:
@@ -263,7 +263,8 @@ def test_four_view_hanging_places_and_mirrors_views(make_window, mammo_root: Pat
     target = window.hanging.viewers[("L", "MLO")]
     target.double_clicked.emit()
     assert window.stack.currentWidget() is window.viewer
-    qtbot.waitUntil(lambda: window.current_entry is target.entry and window.current_image is not None, timeout=20_000)
+    qtbot.waitUntil(lambda: window.workspace.entry is target.entry and window.workspace.image is not None,
+                    timeout=20_000)
 
 
 def test_hanging_mirror_follows_the_chest_wall(mammo_root: Path) -> None:
@@ -285,15 +286,15 @@ def test_drop_and_recent_and_about(make_window, mammo_root: Path, qtbot) -> None
     from PySide6.QtGui import QDropEvent
 
     window = make_window()
-    assert "biharmonic (no model)" in window.about_text() and "biharmonic" in window.model_label.text()
+    assert "biharmonic (no model)" in window.about_text() and "biharmonic" in window.status_line.model_label.text()
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(mammo_root))])
     event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
                        Qt.KeyboardModifier.NoModifier)
     with qtbot.waitSignal(window.dataset_opened, timeout=30_000):
         window.dropEvent(event)
-    assert window.catalog.kind == "mammo"
-    assert next(a.text() for a in window.recent_menu.actions()) == str(mammo_root.resolve())
+    assert window.workspace.catalog.kind == "mammo"
+    assert next(a.text() for a in window.menus.recent.actions()) == str(mammo_root.resolve())
 
 
 def test_model_and_device_are_kept_for_generation(make_window, tmp_path: Path) -> None:
@@ -303,9 +304,9 @@ def test_model_and_device_are_kept_for_generation(make_window, tmp_path: Path) -
     ckpt.write_bytes(b"x")
     window = make_window(model_path=str(ckpt), device="cpu")
     assert window.model_path == str(ckpt) and window.device == "cpu"
-    assert "mat-demo" in window.model_label.text()
-    window.set_model_info(ModelInfo("mat-small", "0.1.0", "Apache-2.0", str(ckpt), "cpu"))
-    assert "Apache-2.0" in window.about_text() and "mat-small" in window.model_label.text()
+    assert "mat-demo" in window.status_line.model_label.text()
+    window.workspace.set_model(ModelInfo("mat-small", "0.1.0", "Apache-2.0", str(ckpt), "cpu"))
+    assert "Apache-2.0" in window.about_text() and "mat-small" in window.status_line.model_label.text()
     assert not window.action("generate").isEnabled()
 
 
@@ -316,23 +317,23 @@ def test_generate_seam_and_gallery_dock(make_window, mammo_root: Path, qtbot) ->
 
     window = make_window(mammo_root)
     calls: list[str] = []
-    window.set_generate_handler(lambda: calls.append(window.current_entry.image_id))
+    window.set_generate_handler(lambda: calls.append(window.workspace.entry.image_id))
     assert window.action("generate").isEnabled()
     QTest.keyClick(window, Qt.Key.Key_G)
-    assert calls == [window.current_entry.image_id]
+    assert calls == [window.workspace.entry.image_id]
     gallery = QLabel("gallery")
     window.set_gallery_widget(gallery)
     assert window.gallery_dock.widget() is gallery and window.gallery_dock.isVisible()
     hits: list[int] = []
-    window.add_action(ShortcutSpec("approve", "Approve", ("Ctrl+Return",), "Review"), lambda: hits.append(1))
+    window.add_action(ShortcutSpec("mark", "Mark", ("Ctrl+Return",), "Review"), lambda: hits.append(1))
     QTest.keyClick(window, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
-    assert hits == [1] and any(s.action_id == "approve" for s in window.specs)
+    assert hits == [1] and any(s.action_id == "mark" for s in window.specs)
 
 
 def test_entries_carry_the_record_role(make_window, mammo_root: Path) -> None:
     window = make_window(mammo_root)
     model = window.browser.model
-    assert model.data(model.index(0), EntryRole) is window.current_entry
+    assert model.data(model.index(0), EntryRole) is window.workspace.entry
 
 
 def test_demo_menu_prepares_datasets_off_the_gui_thread(make_window, mammo_root: Path, qtbot) -> None:
@@ -346,14 +347,14 @@ def test_demo_menu_prepares_datasets_off_the_gui_thread(make_window, mammo_root:
         return {"Phantom VinDr-Mammo": mammo_root}
 
     window.set_demo_datasets({"Phantom VinDr-Mammo": mammo_root}, provider)
-    (action,) = window.demo_menu.actions()
+    (action,) = window.menus.demo.actions()
     with qtbot.waitSignal(window.dataset_opened, timeout=30_000):
         action.trigger()
     assert threads and threads[0] != threading.main_thread().name
     window.settings.outpaint_margin = 30
-    qtbot.waitUntil(lambda: window.current_image is not None, timeout=20_000)
-    window.set_mode("outpaint")
-    assert window.current_annotation().margin == 30 and window.panel.margin.value() == 30
+    qtbot.waitUntil(lambda: window.workspace.image is not None, timeout=20_000)
+    window.editor.set_mode("outpaint")
+    assert window.workspace.annotation().margin == 30 and window.panel.margin.value() == 30
 
 
 def test_saved_boxes_load_back_into_the_view_and_tags_open(make_window, mammo_root: Path, qtbot, tmp_path) -> None:
@@ -361,13 +362,13 @@ def test_saved_boxes_load_back_into_the_view_and_tags_open(make_window, mammo_ro
     from linop_gui import tools
 
     window = make_window(mammo_root)
-    image_id = window.current_entry.image_id
-    window.session.apply(image_id, ImageAnnotation(boxes=[LesionBox((10.0, 20.0, 60.0, 90.0), "rectangle")]))
+    image_id = window.workspace.entry.image_id
+    window.workspace.session.apply(image_id, ImageAnnotation(boxes=[LesionBox((10.0, 20.0, 60.0, 90.0), "rectangle")]))
     path = tmp_path / "boxes.json"
-    assert tools.save_annotations(path, window.session) == 1
-    window.session.apply(image_id, ImageAnnotation())
-    window.viewer.set_annotation(window.current_annotation())
-    assert window.load_annotations(path) == [image_id]
+    assert tools.save_annotations(path, window.workspace.session) == 1
+    window.workspace.session.apply(image_id, ImageAnnotation())
+    window.viewer.set_annotation(window.workspace.annotation())
+    assert window.editor.load(path) == [image_id]
     assert [b.box for b in window.viewer.annotation.boxes] == [(10.0, 20.0, 60.0, 90.0)]
     assert window.panel.list.count() == 1
     QTest.keyClick(window, Qt.Key.Key_T)
