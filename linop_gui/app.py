@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from linop_core.errors import LinopError
+from linop_core.precision import Precision
 
 DEMO_MAMMO = {"n": 3, "seed": 0}
 DEMO_CXR = {"n": 8, "seed": 0}
@@ -36,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("path", nargs="?", help="VinDr-Mammo or VinDr-CXR root, folder of DICOM files, or a file")
     parser.add_argument("--model", metavar="CKPT", help="LINOP generator checkpoint (.pt) used for previews")
     parser.add_argument("--device", metavar="DEV", help="torch device for generation: auto, cpu, cuda, cuda:1, mps")
+    parser.add_argument("--precision", choices=[str(p) for p in Precision],
+                        help="MAT arithmetic: auto (bf16 where the CPU/GPU computes it natively), fp32, bf16, fp16 "
+                        "(GPU only); default: the last choice in the Model panel, else auto")
     parser.add_argument("--demo", action="store_true",
                         help="open small phantom datasets (generated once into the cache) with the demo model")
     parser.add_argument("--screenshot", metavar="FILE.png",
@@ -135,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # No model named: the generation panel picks the bundled demo model of the open dataset's modality.
         path = path or str(demo["mammo"])
 
-    window = MainWindow(settings, model_path=model, device=args.device, remember_layout=not args.screenshot)
+    window = MainWindow(settings, model_path=model, device=args.device, precision=args.precision,
+                        remember_layout=not args.screenshot)
     window.enable_generation()
     base = cache_dir() / "demo"
     labels = {"mammo": "Phantom VinDr-Mammo", "cxr": "Phantom VinDr-CXR"}

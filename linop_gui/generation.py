@@ -81,7 +81,7 @@ class GenerationController(QObject):
     """Generation, review and export for one workspace (see the module docstring)."""
 
     def __init__(self, workspace: Workspace, host: GenerationHost, viewer: ImageViewer, *, settings: Settings,
-                 model_path: str | None = None, device: str | None = None) -> None:
+                 model_path: str | None = None, device: str | None = None, precision: str | None = None) -> None:
         super().__init__(host.window())
         self.workspace = workspace
         self.host = host
@@ -118,7 +118,7 @@ class GenerationController(QObject):
         workspace.entry_changed.connect(self._on_entry_changed)
         workspace.image_changed.connect(self._on_image_changed)
 
-        spec = initial_engine_spec(model_path, device, settings.q)
+        spec = initial_engine_spec(model_path, device, settings.q, precision)
         self.panel.model_panel.show_spec(spec)
         self.load_engine(spec, remember=False)
         if workspace.catalog is not None and workspace.session is not None:
@@ -295,7 +295,8 @@ class GenerationController(QObject):
             return
         bundled = find_bundled_model(task)
         if bundled is not None and str(bundled) != spec.checkpoint:
-            self.load_engine(EngineSpec(checkpoint=str(bundled), device=spec.device, note=BUNDLED_NOTE),
+            self.load_engine(EngineSpec(checkpoint=str(bundled), device=spec.device, precision=spec.precision,
+                                        note=BUNDLED_NOTE),
                              remember=False)
 
     def _on_image_changed(self, entry: CatalogEntry, image: DicomImage) -> None:

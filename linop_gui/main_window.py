@@ -65,13 +65,14 @@ class MainWindow(QMainWindow):
     image_failed = Signal(str)  # the current entry cannot be shown: why
 
     def __init__(self, settings: Settings | None = None, *, model_path: str | None = None, device: str | None = None,
-                 session_base: Path | None = None, remember_layout: bool = True) -> None:
+                 precision: str | None = None, session_base: Path | None = None, remember_layout: bool = True) -> None:
         """``remember_layout=False`` (``--screenshot``): start from the default layout and save none on close."""
         super().__init__()
         self.remember_layout = remember_layout
         self.settings = settings or Settings()
         self.model_path = model_path
         self.device = device
+        self.precision = precision
         self.generation: GenerationController | None = None
         self.workspace = Workspace(default_hole=self.settings.hole_shape, model=ModelInfo(
             name=f"{Path(model_path).stem} (not loaded yet)" if model_path else NO_MODEL,
@@ -447,7 +448,8 @@ class MainWindow(QMainWindow):
             from linop_gui.generation import GenerationController
 
             self.generation = GenerationController(self.workspace, self, self.viewer, settings=self.settings,
-                                                   model_path=self.model_path, device=self.device)
+                                                   model_path=self.model_path, device=self.device,
+                                                   precision=self.precision)
         return self.generation
 
     def _update_enabled(self) -> None:

@@ -25,12 +25,20 @@ from PySide6.QtWidgets import (
 )
 
 from linop_core.engines import EngineKind, EngineSpec
+from linop_core.precision import Precision
 from linop_core.vocab import DatasetKind, Task, task_for_dataset
 from linop_gui.worker import EngineInfo, WorkerError
 
 KEY_ENGINE = "model/engine"  # "mat" | "biharmonic"
 KEY_CHECKPOINT = "model/checkpoint"
 KEY_DEVICE = "model/device"
+KEY_PRECISION = "model/precision"
+PRECISION_LABELS = {
+    Precision.AUTO: "Auto (bf16 where the hardware has it)",
+    Precision.FP32: "fp32 (exact)",
+    Precision.BF16: "bf16 (faster; CPUs with AVX512-BF16/AMX, recent GPUs)",
+    Precision.FP16: "fp16 (GPU only)",
+}
 
 
 def available_devices() -> list[tuple[str, str, bool]]:
@@ -65,22 +73,25 @@ def find_bundled_model(task: Task | DatasetKind | str = Task.INPAINT) -> Path | 
     return demo_model_path(Task(value))
 
 
-def initial_engine_spec(cli_model: str | None, cli_device: str | None, settings: QSettings) -> EngineSpec:
+def initial_engine_spec(cli_model: str | None, cli_device: str | None, settings: QSettings,
+                        cli_precision: str | None = None) -> EngineSpec:
     """The engine to start with (see the module docstring)."""
     device = cli_device or _text(settings.value(KEY_DEVICE)) or None
     if device == "auto":
         device = None
+    saved_precision = _text(settings.value(KEY_PRECISION))
+    precision = cli_precision or (saved_precision if saved_precision in set(Precision) else Precision.AUTO)
     if cli_model:
-        return EngineSpec(checkpoint=str(cli_model), device=device, note="from --model")
+        return EngineSpec(checkpoint=str(cli_model), device=device, precision=precision, note="from --model")
     engine = _text(settings.value(KEY_ENGINE))
     saved = _text(settings.value(KEY_CHECKPOINT))
     if engine == "biharmonic":
         return EngineSpec.biharmonic(device=device, note="chosen in the Model panel")
     if engine == "mat" and saved and Path(saved).is_file():
-        return EngineSpec(checkpoint=saved, device=device, note="last used")
+        return EngineSpec(checkpoint=saved, device=device, precision=precision, note="last used")
     bundled = find_bundled_model()
     if bundled is not None:
-        return EngineSpec(checkpoint=str(bundled), device=device, note=BUNDLED_NOTE)
+        return EngineSpec(checkpoint=str(bundled), device=device, precision=precision, note=BUNDLED_NOTE)
     return EngineSpec.biharmonic(
         device=device, note="no model given or bundled: using the biharmonic baseline (choose a checkpoint to use MAT)")
 
@@ -90,6 +101,8 @@ def save_choice(settings: QSettings, spec: EngineSpec) -> None:
     if spec.kind is EngineKind.MAT and spec.checkpoint:
         settings.setValue(KEY_CHECKPOINT, spec.checkpoint)
     settings.setValue(KEY_DEVICE, spec.device or "auto")
+    if spec.kind is EngineKind.MAT:
+        settings.setValue(KEY_PRECISION, str(spec.precision))
 
 
 def _text(value: object) -> str:
@@ -112,6 +125,10 @@ class ModelPanel(QWidget):
         self.browse_button.setText("…")
         self.browse_button.setToolTip("Choose a checkpoint file")
         self.browse_button.clicked.connect(self.browse)
+        self.precision_combo = QComboBox(self)
+        for precision, label in PRECISION_LABELS.items():
+            self.precision_combo.addItem(label, str(precision))
+        self.precision_combo.setToolTip("MAT arithmetic; the choice is recorded with every candidate")
         self.device_combo = QComboBox(self)
         for name, label, ok in available_devices():
             self.device_combo.addItem(label, name)
@@ -134,6 +151,7 @@ class ModelPanel(QWidget):
         form.addRow(path_row)
         form.addRow(self.biharmonic_radio)
         form.addRow("Device:", self.device_combo)
+        form.addRow("Precision:", self.precision_combo)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(form)
@@ -154,6 +172,7 @@ class ModelPanel(QWidget):
             index = next((i for i in range(self.device_combo.count())
                           if str(self.device_combo.itemData(i)).startswith(spec.device or "auto")), 0)
         self.device_combo.setCurrentIndex(index)
+        self.precision_combo.setCurrentIndex(max(self.precision_combo.findData(str(spec.precision)), 0))
         self._sync_enabled()
 
     def spec(self) -> EngineSpec:
@@ -162,7 +181,8 @@ class ModelPanel(QWidget):
         note = "chosen in the Model panel"
         if not self.mat_radio.isChecked():
             return EngineSpec.biharmonic(device=device_name, note=note)
-        return EngineSpec(checkpoint=self.path_edit.text().strip() or None, device=device_name, note=note)
+        return EngineSpec(checkpoint=self.path_edit.text().strip() or None, device=device_name,
+                          precision=str(self.precision_combo.currentData() or Precision.AUTO), note=note)
 
     def browse(self) -> None:
         start = self.path_edit.text().strip() or str(Path.home())
@@ -212,3 +232,4 @@ class ModelPanel(QWidget):
         mat = self.mat_radio.isChecked()
         self.path_edit.setEnabled(mat)
         self.browse_button.setEnabled(mat)
+        self.precision_combo.setEnabled(mat)

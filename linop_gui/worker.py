@@ -62,6 +62,8 @@ class EngineInfo:
     free_bytes: int | None = None  # CUDA only
     total_bytes: int | None = None
     note: str = ""
+    dtype: str = ""  # what MAT computes in ("float32", "bfloat16"...); "" for the biharmonic baseline
+    precision: str = ""  # what was asked for ("auto", "bf16"...)
 
     def status_text(self) -> str:
         if self.engine == "mat":
@@ -69,7 +71,8 @@ class EngineInfo:
             model = f"MAT {self.model_name or 'model'}{sha}"
         else:
             model = "biharmonic baseline (no model)"
-        return f"{model} · {self.device_text()}"
+        arithmetic = f" · {self.dtype}" + (" (auto)" if self.precision == "auto" else "") if self.dtype else ""
+        return f"{model} · {self.device_text()}{arithmetic}"
 
     def device_text(self) -> str:
         """``CPU``, ``Apple MPS`` or ``CUDA <name> · <free> of <total> GiB free``."""
@@ -158,6 +161,8 @@ def engine_info(engine: Any, spec: EngineSpec | None = None) -> EngineInfo:
         free_bytes=int(free) if free is not None else None,
         total_bytes=int(total) if total is not None else None,
         note=spec.note if spec is not None else "",
+        dtype=str(getattr(engine, "dtype", "") or "").removeprefix("torch."),
+        precision=str(getattr(engine, "precision", "") or ""),
     )
 
 

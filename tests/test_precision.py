@@ -65,3 +65,47 @@ def test_detect_uses_torch_checks(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
     assert CpuFeatures.detect(tmp_path / "missing") == CpuFeatures(amx_bf16=True)
+
+
+def test_the_engine_factory_resolves_the_precision_and_records_the_choice(tmp_path) -> None:
+    from linop_core.engines import EngineSpec, make_engine
+    from linop_core.model.checkpoint import save_checkpoint
+    from linop_core.model.presets import build_generator, get_config
+
+    config = get_config("mat-small")
+    path = save_checkpoint(tmp_path / "g.pt", config=config, preset="mat-small", G_ema=build_generator(config, seed=0))
+    exact = make_engine(EngineSpec(checkpoint=str(path), device="cpu", precision="fp32"))
+    assert exact.dtype == torch.float32 and exact.provenance()["precision"] == "fp32"
+    fast = make_engine(EngineSpec(checkpoint=str(path), device="cpu", precision="bf16"))
+    assert fast.dtype == torch.bfloat16 and fast.provenance()["dtype"] == "bfloat16"
+    auto = make_engine(EngineSpec(checkpoint=str(path), device="cpu"))
+    assert auto.provenance()["precision"] == "auto"
+    assert auto.dtype == resolve_precision("auto", "cpu")
+    with pytest.raises(LinopError, match="fp16 runs only on CUDA"):
+        make_engine(EngineSpec(checkpoint=str(path), device="cpu", precision="fp16"))
+
+
+def test_every_sample_of_a_set_records_the_precision(tmp_path) -> None:
+    import json
+
+    import numpy as np
+
+    from linop_core.engines import EngineSpec, make_engine
+    from linop_core.model.checkpoint import save_checkpoint
+    from linop_core.model.presets import build_generator, get_config
+    from linop_core.sources import ArraySource, SourceInfo
+    from linop_core.synthesis import InpaintRequest
+    from linop_core.synthset import SynthSet
+    from linop_core.synthset.batch import UnitPlan, explicit_job, write_set
+
+    config = get_config("mat-small")
+    path = save_checkpoint(tmp_path / "g.pt", config=config, preset="mat-small", G_ema=build_generator(config, seed=0))
+    engine = make_engine(EngineSpec(checkpoint=str(path), device="cpu", precision="bf16"))
+    pixels = np.random.default_rng(0).integers(100, 3000, (300, 300)).astype(np.uint16)
+    unit = UnitPlan(ArraySource(pixels, SourceInfo("phantom", "a", "s", "training")),
+                    InpaintRequest(box=(120.0, 120.0, 170.0, 160.0), seeds=(3,)))
+    job = explicit_job([unit], engine, candidates=1, config={"test": "precision"}, anatomy_check=False)
+    write_set(job, tmp_path / "set.h5")
+    with SynthSet(tmp_path / "set.h5") as synth:
+        settings = json.loads(synth.record(0).meta["engine_settings"])
+    assert settings["precision"] == "bf16" and settings["dtype"] == "bfloat16" and settings["device"] == "cpu"

@@ -328,6 +328,7 @@ def _kill_script(path: Path) -> str:
         "@dataclass(frozen=True)",
         "class Candidate:",
         *(f"    {f.name}: object" for f in fields(Candidate) if f.default is MISSING and f.default_factory is MISSING),
+        "    engine_settings: object = None  # the one defaulted field a set's row reads",
         f"CONFIG = {CONFIG!r}",
         inspect.getsource(make_sample),
         f"writer = SynthSetWriter({str(path)!r}, config=CONFIG)",

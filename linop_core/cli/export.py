@@ -29,6 +29,7 @@ from linop_core.cli import run_subcommand
 from linop_core.cli.export_dicom import add_dicom_parser
 from linop_core.engines import EngineKind, EngineSpec, make_engine
 from linop_core.errors import DataError, LinopError
+from linop_core.precision import Precision
 from linop_core.progress import tqdm_progress
 from linop_core.sources import ImageSource
 from linop_core.synthset.batch import BatchOptions, vindr_job, write_set
@@ -57,7 +58,7 @@ def engine_spec(args: argparse.Namespace, task: Task) -> EngineSpec:
             raise LinopError("--model is for --engine mat; the biharmonic engine needs no weights")
         return EngineSpec.biharmonic(args.resolution or 256, device=args.device)
     return EngineSpec(EngineKind.MAT, checkpoint=args.model, task=task, device=args.device,
-                      batch_size=args.batch_size)
+                      batch_size=args.batch_size, precision=args.precision)
 
 
 def batch_options(args: argparse.Namespace) -> BatchOptions:
@@ -176,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0, help="export seed; unit i uses (seed, i)")
     gen.add_argument("--device", help="torch device for MAT (cuda, cuda:1, mps, cpu; default: best available)")
     gen.add_argument("--batch-size", type=int, default=8, help="MAT batch size (halved on out-of-memory)")
+    gen.add_argument("--precision", choices=[str(p) for p in Precision], default=str(Precision.AUTO),
+                     help="MAT arithmetic: auto (bf16 where the CPU/GPU computes it natively, else fp32), fp32, bf16, "
+                     "fp16 (GPU only); recorded with every sample")
     gen.add_argument("--resolution", type=int, help="biharmonic window side (default 256)")
     gen.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="I/N", help="run units with i %% N == I")
     gen.add_argument("--boxes", help="CSV image_id,xmin,ymin,xmax,ymax[,label]: one unit per row (Mammo)")

@@ -19,6 +19,7 @@ from linop_core.engines.mat import MatEngine
 from linop_core.errors import LinopError, ModelError
 from linop_core.model.checkpoint import load_generator
 from linop_core.model.presets import build_generator
+from linop_core.precision import Precision, parse_precision, resolve_precision
 from linop_core.vocab import Task
 
 
@@ -32,8 +33,9 @@ class EngineSpec:
     """Which engine to build.
 
     ``checkpoint``: a MAT checkpoint; None with ``kind`` MAT means the bundled demo model of ``task``.
-    ``device``: a torch device name ("auto", "cpu", "cuda", "cuda:1", "mps") or None for auto; ``dtype`` as
-    :class:`~linop_core.engines.mat.MatEngine` takes it. ``resolution`` is the biharmonic window side.
+    ``device``: a torch device name ("auto", "cpu", "cuda", "cuda:1", "mps") or None for auto; ``precision``
+    the numeric format of MAT inference (``auto``: bf16 where the device computes it natively, see
+    :mod:`linop_core.precision`). ``resolution`` is the biharmonic window side.
     ``random_weights_seed``: build the checkpoint's architecture with fresh weights from this seed instead of
     loading them (a negative control: what an untrained MAT makes). ``note`` says why this engine was chosen.
     """
@@ -42,7 +44,7 @@ class EngineSpec:
     checkpoint: str | None = None
     task: Task | None = None
     device: str | None = None
-    dtype: str | None = None
+    precision: Precision = Precision.AUTO
     batch_size: int = 8
     resolution: int = 256
     random_weights_seed: int | None = None
@@ -52,6 +54,7 @@ class EngineSpec:
         object.__setattr__(self, "kind", EngineKind(self.kind))  # frozen: normalise text to the enum
         if self.task is not None:
             object.__setattr__(self, "task", Task(self.task))
+        object.__setattr__(self, "precision", parse_precision(self.precision))
 
     @classmethod
     def biharmonic(cls, resolution: int = 256, *, device: str | None = None, note: str = "") -> EngineSpec:
@@ -87,11 +90,14 @@ def make_engine(spec: EngineSpec) -> Engine:
     path = Path(spec.checkpoint).expanduser()
     if not path.is_file():
         raise ModelError(path, "checkpoint file not found; pass an existing .pt or imported official checkpoint")
+    device = pick_device(spec.device)
+    dtype = resolve_precision(spec.precision, device)
+    options = {"device": device, "dtype": dtype, "batch_size": spec.batch_size, "precision": str(spec.precision)}
     if spec.random_weights_seed is None:
-        return MatEngine(path, device=spec.device, dtype=spec.dtype, batch_size=spec.batch_size)
+        return MatEngine(path, **options)
     _, checkpoint = load_generator(path)
     untrained = build_generator(checkpoint.config, seed=spec.random_weights_seed).eval().requires_grad_(False)
-    engine = MatEngine((untrained, checkpoint), device=spec.device, dtype=spec.dtype, batch_size=spec.batch_size)
+    engine = MatEngine((untrained, checkpoint), **options)
     engine.checkpoint_sha256 = None  # these are not the file's weights
     return engine
 

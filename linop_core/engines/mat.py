@@ -52,6 +52,7 @@ class MatEngine:
         *,
         truncation_psi: float = 1.0,
         noise_mode: str = "const",
+        precision: str | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -79,6 +80,8 @@ class MatEngine:
         self.batch_size = batch_size
         self.truncation_psi = float(truncation_psi)
         self.noise_mode = noise_mode
+        # what the user asked for ("auto", "bf16", ...), recorded beside the dtype it resolved to
+        self.precision = precision or str(self.dtype).removeprefix("torch.")
 
     def provenance(self) -> dict[str, Any]:
         return {
@@ -88,6 +91,7 @@ class MatEngine:
             "checkpoint_path": self.source,
             "device": str(self.device),
             "dtype": str(self.dtype).removeprefix("torch."),
+            "precision": self.precision,
             "noise_mode": self.noise_mode,
             "truncation_psi": self.truncation_psi,
             "seed_used": True,

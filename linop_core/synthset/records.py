@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from linop_core.candidate import Candidate
 
 SCHEMA = "linop-synthset"
-SCHEMA_VERSION = "1.2"  # 1.1 added the source DICOM columns, 1.2 every reader's verdict (see ADDED_COLUMNS)
+SCHEMA_VERSION = "1.3"  # added: 1.1 source DICOM columns, 1.2 reader verdicts, 1.3 engine settings (ADDED_COLUMNS)
 PIXEL_CONVENTION = "MONOCHROME2"
 INTENSITY = "native stored values after the modality LUT (MONOCHROME1 inverted), as in the source DICOM"
 LAYOUT = (
@@ -88,6 +88,8 @@ META_COLUMNS: dict[str, tuple[str, int]] = {
     "patient_orientation": ("str", 0),  # "P\\L" style, "" when unknown
     # 1.2: every reader's verdict (multi-reader review), JSON list of ReaderVerdict records; "[]" when none
     "reader_verdicts": ("str", 0),
+    # 1.3: how the engine ran (device, dtype and the precision asked for, noise mode...), JSON; "{}" when unknown
+    "engine_settings": ("str", 0),
 }
 
 # Columns a set written before they existed lacks; readers fill them with these "unknown" values.
@@ -100,6 +102,7 @@ ADDED_COLUMNS: dict[str, Any] = {
     "value_range": [math.nan, math.nan],
     "patient_orientation": "",
     "reader_verdicts": "[]",
+    "engine_settings": "{}",
 }
 
 
@@ -261,6 +264,7 @@ def meta_row(sample: SynthSample, unit: int) -> dict[str, Any]:
         "reviewed_utc": review.reviewed_utc,
         **_dicom_columns(src.dicom),
         "reader_verdicts": json.dumps([verdict.to_json() for verdict in review.readers]),
+        "engine_settings": json.dumps(cand.engine_settings, default=str, sort_keys=True),
     }
 
 

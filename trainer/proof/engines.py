@@ -10,6 +10,7 @@ import numpy as np
 
 from linop_core.candidate import Candidate
 from linop_core.engines import Engine, EngineSpec, make_engine
+from linop_core.precision import Precision
 from linop_core.sources import ArraySource, SourceInfo
 from linop_core.synthesis import SynthesisRequest
 from linop_core.synthset.batch import SampleCollector, UnitPlan, explicit_job, run
@@ -21,11 +22,13 @@ def proof_engines(model: str | os.PathLike[str], device: str, seed: int) -> dict
     The control ("mat-untrained") is the same architecture with freshly initialised weights. If the
     classifiers scored its output as lesions, the measure would reward any bright blob rather than a lesion.
     """
-    mat = make_engine(EngineSpec(checkpoint=str(model), device=device))
+    # fp32: the proof measures the model, not a faster approximation of it
+    mat = make_engine(EngineSpec(checkpoint=str(model), device=device, precision=Precision.FP32))
     return {
         "mat": mat,
         "biharmonic": make_engine(EngineSpec.biharmonic(mat.resolution, device=device)),
-        "mat-untrained": make_engine(EngineSpec(checkpoint=str(model), device=device, random_weights_seed=seed)),
+        "mat-untrained": make_engine(EngineSpec(checkpoint=str(model), device=device, precision=Precision.FP32,
+                                                random_weights_seed=seed)),
     }
 
 
