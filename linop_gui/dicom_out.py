@@ -49,6 +49,7 @@ class ExportPhase(StrEnum):
     STOW = "STOW-RS"
 
 
+MIN_WIDTH_PX = 680  # folder paths and the result lines readable without making the dialog tall
 PROGRESS_FORMAT = {ExportPhase.SET: "HDF5 set: %v / %m", ExportPhase.DICOM: "DICOM: %v / %m samples",
                    ExportPhase.STOW: "STOW-RS: %v / %m files"}
 
@@ -151,6 +152,7 @@ class DicomOutBox(QGroupBox):
         grid.addWidget(self.stow_edit, 1, 1)
         grid.addWidget(self.credentials_label, 2, 1)
         grid.setColumnStretch(1, 1)
+        self.setMinimumWidth(MIN_WIDTH_PX)
         self.stow_check.toggled.connect(self._stow_toggled)
         self.dicom_check.toggled.connect(self._dicom_toggled)
         self._stow_toggled(False)
@@ -177,6 +179,14 @@ class DicomOutBox(QGroupBox):
         self.credentials_label.setVisible(on)
         if on:
             self.dicom_check.setChecked(True)  # storing needs the DICOM files
+        self._fit_window()
+
+    def _fit_window(self) -> None:
+        # a dialog does not grow by itself for a label that wraps (height-for-width): without this, its rows
+        # are squeezed over each other when a longer text appears
+        window = self.window()
+        if window is not self and window.isVisible():
+            window.adjustSize()
 
     def _dicom_toggled(self, on: bool) -> None:
         self.folder_edit.setEnabled(on)
@@ -229,6 +239,7 @@ class DicomOutBox(QGroupBox):
     def _on_finished(self, job_id: int) -> None:
         if self._bar is not None and job_id == self._job:
             self._bar.setFormat("%p%")
+            self._fit_window()  # the result lines are in by now
 
 
 __all__ = ["DicomOutBox", "DicomOutPlan", "ExportOutcome", "ExportPhase", "export_with_dicom_job"]

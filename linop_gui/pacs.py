@@ -98,7 +98,7 @@ class RetrieveRequest:
 def credentials_text(auth: DicomwebAuth) -> str:
     """Which credentials the environment gives, and how to give others (never the secret itself)."""
     if auth.token or auth.user:
-        return f"Credentials: {auth.describe()} (from the environment)"
+        return f"Credentials from the environment (read when LINOP Studio started): {auth.describe()}"
     return (f"Credentials: none (anonymous). For a server that needs them, start LINOP Studio with {TOKEN_ENV} "
             f"set, or {USER_ENV} and {PASSWORD_ENV}")  # fmt: skip
 
@@ -213,7 +213,7 @@ class PacsBrowser:
         self.activity = PacsActivity.IDLE
         skipped = f"; {result.n_not_images} non-image instance(s) skipped" if result.n_not_images else ""
         self._say(f"Retrieved {len(result.files)} image(s) ({result.n_downloaded} downloaded, {result.n_cached} "
-                  f"already in the cache{skipped}) into {result.folder}; opening it")  # fmt: skip
+                  f"already in the cache{skipped}) into {result.folder} and opened it")  # fmt: skip
         self.retrieved.notify(result)
 
     # -- the end of a job that did not finish ----------------------------------------------------------------

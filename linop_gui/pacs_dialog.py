@@ -176,7 +176,7 @@ class PacsDialog(QDialog):
 
         self._build_layout()
         self._connect()
-        self.resize(1000, 620)
+        self._fit_screen()
         self.refresh()
 
     def _build_layout(self) -> None:
@@ -214,6 +214,8 @@ class PacsDialog(QDialog):
         split.addWidget(series_box)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
+        split.setChildrenCollapsible(False)
+        self.split = split
 
         layout = QVBoxLayout(self)
         layout.addWidget(server)
@@ -222,6 +224,17 @@ class PacsDialog(QDialog):
         layout.addWidget(self.progress)
         layout.addWidget(self.message_frame)
         layout.addWidget(self.buttons)
+
+    def _fit_screen(self) -> None:
+        """Large enough for a page of studies, never larger than the screen (1366 x 768 included)."""
+        screen = (self.parentWidget() or self).screen()
+        available = screen.availableGeometry() if screen is not None else None
+        width, height = 1180, 780
+        if available is not None:
+            width = min(width, int(available.width() * 0.9))
+            height = min(height, int(available.height() * 0.9))
+        self.resize(width, height)
+        self.split.setSizes([int(height * 0.45), int(height * 0.18)])
 
     def _connect(self) -> None:
         self.search_button.clicked.connect(self.search)
@@ -311,6 +324,7 @@ class PacsDialog(QDialog):
         self.search_button.setEnabled(not busy)
         self.retrieve_button.setEnabled(not busy and b.selected is not None)
         self.cancel_button.setEnabled(busy)
+        self.progress.setVisible(busy)  # an idle bar would read "0 / 1 images"
         if b.activity is PacsActivity.SEARCHING:
             self.progress.setRange(0, 0)
         elif not busy:
@@ -341,6 +355,7 @@ class PacsDialog(QDialog):
             table.setItem(row, 5, _count(study.n_series))
             table.setItem(row, 6, _count(study.n_instances))
         table.setSortingEnabled(True)
+        table.sortByColumn(0, Qt.SortOrder.DescendingOrder)  # newest first, as a PACS worklist
         table.resizeColumnsToContents()
         table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
         self.series_table.setRowCount(0)
