@@ -1,14 +1,18 @@
 """``linop-gui``: the desktop app's entry point.
 
     linop-gui [PATH] [--model CKPT] [--device DEV] [--demo] [--screenshot FILE.png] [--theme dark|light]
+              [--dicomweb URL]
 
 PATH is a VinDr-Mammo / VinDr-CXR root, a folder of DICOM files or one DICOM file. ``--demo`` writes small
 phantom datasets of both modalities once into the cache (``$XDG_CACHE_HOME/linop/demo``, else
 ``~/.cache/linop/demo``) and opens the mammography one with the bundled demo model when there is one.
 ``--screenshot`` renders the main window once the first image is shown, writes the PNG and exits (offscreen when
 there is no display; it neither restores nor saves the window layout; a first image that cannot be shown ends it
-at once with its error). Before Qt starts, a missing display, missing system libraries of Qt's X11 plugin, a
-path that does not exist or a file that is not DICOM end the command with one line and exit code 2.
+at once with its error). ``--dicomweb URL`` opens File > Open from PACS on that DICOMweb root and lists its
+studies (credentials from ``LINOP_DICOMWEB_TOKEN`` or ``LINOP_DICOMWEB_USER`` / ``LINOP_DICOMWEB_PASSWORD``;
+studies are cached under ``<cache>/dicomweb``). Before Qt starts, a missing display, missing system libraries of
+Qt's X11 plugin, a path that does not exist, a file that is not DICOM or a ``--dicomweb`` value that is not an
+http(s) URL end the command with one line and exit code 2.
 """
 
 from __future__ import annotations
@@ -45,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--screenshot", metavar="FILE.png",
                         help="render the main window after loading, save it as PNG and exit")
     parser.add_argument("--theme", choices=("dark", "light"), help="colour theme (default: the saved one)")
+    parser.add_argument("--dicomweb", metavar="URL",
+                        help="browse a PACS: open File > Open from PACS on this DICOMweb root (e.g. "
+                        "http://localhost:8042/dicom-web); credentials from LINOP_DICOMWEB_TOKEN or "
+                        "LINOP_DICOMWEB_USER / LINOP_DICOMWEB_PASSWORD")
     return parser
 
 
@@ -80,6 +88,17 @@ def ensure_demo_datasets(
     return out
 
 
+def dicomweb_problem(url: str) -> str | None:
+    """Why ``--dicomweb URL`` cannot be a DICOMweb root (one line), checked before Qt starts; None if it can."""
+    from linop_core.dicomweb import DicomwebServer
+
+    try:
+        DicomwebServer(url)
+    except LinopError as exc:
+        return str(exc)
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(argv) if argv is not None else None)
 
@@ -89,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     problem = path_problem(args.path) if args.path is not None else None
     if problem is None and args.model is not None and not Path(args.model).is_file():
         problem = f"{args.model}: checkpoint not found; check the --model path"
+    if problem is None and args.dicomweb is not None:
+        problem = dicomweb_problem(args.dicomweb)
     if problem is None:
         problem = display_problem(os.environ, screenshot=bool(args.screenshot))
     if problem is not None:
@@ -148,7 +169,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         {labels[k]: base / k for k in labels},
         lambda: {labels[k]: root for k, root in ensure_demo_datasets(base).items()},
     )
+    from linop_gui.pacs_dialog import install_pacs
+
+    pacs = install_pacs(window, cache_dir() / "dicomweb", url=args.dicomweb)
     window.show()
+    if args.dicomweb and not args.screenshot:
+        QTimer.singleShot(0, lambda: pacs.show_dialog(search=True))
 
     status = {"code": 0, "shot": False}
     if args.screenshot:

@@ -50,7 +50,9 @@ from linop_core.review.session import ReviewSession
 from linop_core.synthset.batch import BatchOptions, vindr_job, write_set
 from linop_core.synthset.records import TEST_SPLIT
 from linop_core.vocab import DatasetKind, Decision, HoleKind, Task
+from linop_gui.dicom_out import DicomOutBox, ExportOutcome, export_with_dicom_job
 from linop_gui.generation_jobs import GenerateOptions
+from linop_gui.settings import Settings
 from linop_gui.worker import BackgroundWorker, JobContext, WorkerError
 
 EXPORT_CHANNEL = "export"
@@ -229,6 +231,7 @@ class ExportDialog(_JobDialog):
         self.session = session
         self.catalog = catalog
         self.summary: ExportSummary | None = None
+        self.outcome: ExportOutcome | None = None  # with the DICOM option
         self.setWindowTitle("Export reviewed candidates")
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         self.path_edit = QLineEdit(str(session.folder / "exports" / f"approved-{stamp}.h5"), self)
@@ -261,8 +264,11 @@ class ExportDialog(_JobDialog):
         form.addRow("Realism at least:", self.score_spin)
         form.addRow("", self.allow_test)
         form.addRow(self.coco_check, _path_row(self, self.coco_edit, self._browse_coco))
+        self.dicom_box = DicomOutBox(session.folder / "exports" / f"dicom-{stamp}", Settings().dicomweb_url, self)
+        self.dicom_box.follow(worker, lambda: self.job, self.progress, self.result_label)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.dicom_box)
         layout.addWidget(self.count_label)
         layout.addWidget(self.progress)
         layout.addWidget(self.result_label)
@@ -306,6 +312,7 @@ class ExportDialog(_JobDialog):
             return None
         try:
             plan = self.plan()
+            dicom = self.dicom_box.plan()
         except LinopError as exc:
             self.result_label.setText(str(exc))
             return None
@@ -313,14 +320,21 @@ class ExportDialog(_JobDialog):
             self.result_label.setText(f"Refused: {len(plan.test_split_images)} source image(s) are from the test "
                                       "split; tick 'Allow test-split sources' to override")
             return None
+        if dicom is not None:
+            return self._submit(partial(export_with_dicom_job, plan=plan, session=self.session, dicom=dicom))
         return self._submit(partial(export_job, plan=plan, session=self.session))
 
     def finished_job(self, payload: object) -> None:
+        self.outcome = payload if isinstance(payload, ExportOutcome) else None
+        if self.outcome is not None:
+            payload = self.outcome.summary
         assert isinstance(payload, ExportSummary)
         self.summary = payload
         text = f"Wrote {payload.n_samples} sample(s) to {payload.out} (sha256 {payload.sha256[:12]}…)"
         if payload.coco_json is not None:
             text += f" and {payload.coco_json}"
+        if self.outcome is not None:
+            text += f"\n{self.outcome.text()}"
         self.result_label.setText(text)
         self.export_finished.emit(payload)
 

@@ -11,6 +11,7 @@ import hashlib
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from PySide6.QtCore import QByteArray, QSettings, QSize
 
@@ -84,6 +85,19 @@ class Settings:
 
     def clear_recent(self) -> None:
         self.q.setValue("recent/paths", [])
+
+    # -- PACS ------------------------------------------------------------------------------------------------
+    @property
+    def dicomweb_url(self) -> str:
+        """The DICOMweb root last searched (never credentials: those come from the environment)."""
+        return str(self.q.value("pacs/dicomweb_url", "") or "")
+
+    @dicomweb_url.setter
+    def dicomweb_url(self, value: str) -> None:
+        parts = urlsplit(str(value).strip())
+        if parts.username is not None or parts.password is not None:  # user:password@ never goes to disk
+            parts = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])
+        self.q.setValue("pacs/dicomweb_url", urlunsplit(parts))
 
     # -- tools -----------------------------------------------------------------------------------------------
     @property

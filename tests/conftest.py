@@ -249,3 +249,12 @@ def orthanc_with_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orth
     server = start_orthanc(tmp_path_factory.mktemp("orthanc-auth"), users=dict([ORTHANC_USER]))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def module_orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
+    """An Orthanc (no authentication) of one test module's own, for tests that load and store studies which
+    the session's server (``orthanc``) must not see."""
+    server = start_orthanc(tmp_path_factory.mktemp("orthanc-module"))
+    yield server
+    server.stop()
