@@ -86,7 +86,11 @@ def breast_mask(
 ) -> np.ndarray:
     """The breast (tissue + skin + pectoral muscle) of a MONOCHROME2 mammogram: bool (H, W)."""
     small, valid, factor = _work_copy(pixels, padding_mask, work_size)
-    values = small[valid]
+    if not valid.any():
+        return np.zeros(pixels.shape, dtype=bool)
+    # Padding is background that the file already marked: thresholding the remaining pixels alone would split
+    # the breast itself into fatty and dense tissue, so padding joins the histogram as the darkest value.
+    values = np.where(valid, small, small[valid].min()).ravel()
     otsu = _otsu(values)
     if otsu is None:
         return np.zeros(pixels.shape, dtype=bool)
@@ -94,8 +98,10 @@ def breast_mask(
     tissue = (small > threshold) & valid
     # A small opening cuts thin bridges to burned-in markers before picking the largest blob.
     tissue = ndimage.binary_opening(tissue, iterations=1)
-    breast = ndimage.binary_fill_holes(_largest_components(tissue, 1))
-    return _to_full(breast, pixels.shape, factor)
+    breast = _to_full(ndimage.binary_fill_holes(_largest_components(tissue, 1)), pixels.shape, factor)
+    if padding_mask is not None:
+        breast &= ~padding_mask  # the work copy is coarser than the file's own padding edge
+    return breast
 
 
 def _lungs_and_body(small: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

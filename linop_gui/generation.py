@@ -162,8 +162,9 @@ class GenerationController(QObject):
         self.panel.model_panel.show_info(info)
         name = f"MAT {info.model_name or ''}".strip() if info.engine == EngineKind.MAT else "biharmonic (no model)"
         version = f"checkpoint sha256 {info.checkpoint_sha256[:12]}" if info.checkpoint_sha256 else "—"
-        self.workspace.set_model(ModelInfo(name=name, version=version, path=info.checkpoint,
-                                           device=info.device_text(), sha256=info.checkpoint_sha256))
+        device = f"{info.device_text()} · {info.dtype}" if info.dtype else info.device_text()
+        self.workspace.set_model(ModelInfo(name=name, version=version, path=info.checkpoint, device=device,
+                                           sha256=info.checkpoint_sha256))
         if info.note and info.engine == EngineKind.BIHARMONIC and "no model" in info.note:
             self.host.show_status(info.note, 10000)
 

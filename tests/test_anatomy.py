@@ -89,3 +89,23 @@ def test_box_outside_anatomy_is_refused_with_a_clear_message() -> None:
     with pytest.raises(LinopError, match="could not find the lungs"):
         require_box_in_anatomy(np.zeros((10, 10), bool), (1, 1, 5, 5), region="chest", image_name="c",
                                min_inside=0.5)
+
+
+def test_a_padded_mammogram_keeps_its_fatty_tissue_in_the_breast(mammo_root) -> None:
+    """Vendors pad the air around the breast; the breast is then every non-padding pixel of these phantoms,
+    dense or fatty (thresholding the non-padding pixels alone kept only the dense half, and boxes drawn in
+    fatty tissue were refused as outside the breast)."""
+    from linop_core.dicom import read_dicom
+    from linop_core.vindr import open_dataset
+
+    padded = 0
+    for record in open_dataset(mammo_root).records:
+        image = read_dicom(record.path)
+        if not image.padding_mask.any():
+            continue
+        padded += 1
+        breast = breast_mask(image.pixels, padding_mask=image.padding_mask)
+        tissue = ~image.padding_mask
+        assert (breast & tissue).sum() / tissue.sum() > 0.95, record.image_id
+        assert not (breast & image.padding_mask).any()
+    assert padded >= 2
