@@ -41,7 +41,7 @@ from linop_gui.hanging import HangingView
 from linop_gui.keyboard import KeyboardGuard
 from linop_gui.loader import ImageLoader
 from linop_gui.settings import Settings
-from linop_gui.shortcuts import SHORTCUTS, ShortcutDialog, ShortcutSpec
+from linop_gui.shortcuts import MAIN_SHORTCUTS, ShortcutDialog, ShortcutSpec
 from linop_gui.theme import app_icon
 from linop_gui.tools import Tool
 from linop_gui.view_controls import ViewControls
@@ -85,7 +85,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
         self.loader = ImageLoader(self)
-        self.commands = ActionSet(self, SHORTCUTS, self._theme)
+        self.commands = ActionSet(self, MAIN_SHORTCUTS, self._theme)
 
         self.viewer = ImageViewer(self)
         self.viewer.brush_radius = self.settings.brush_radius
