@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QSignalBlocker, Signal
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import QLabel, QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
 from linop_core.errors import LinopError
@@ -157,7 +157,7 @@ class ReadingWindow(QMainWindow):
         self.viewer.reset()
 
     def show_shortcuts(self) -> None:
-        dialog = ShortcutDialog(self.commands.specs, self, READER_MOUSE_BINDINGS)
+        dialog = ShortcutDialog(self.commands.specs, self, mouse_bindings=READER_MOUSE_BINDINGS)
         dialog.setWindowTitle("Keyboard shortcuts: reader study")
         dialog.show()
         self._shortcut_dialog = dialog
@@ -197,6 +197,11 @@ class ReadingWindow(QMainWindow):
             marked=state.mark is not None, can_back=progress.position > 0,
             can_forward=progress.position + 1 < progress.total, can_skip=not state.finished, enabled=enabled,
         )  # fmt: skip
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not event.spontaneous():
+            self.viewer.setFocus(Qt.FocusReason.ActiveWindowFocusReason)  # the answer keys act at once
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.state.close()  # nothing to flush: every answer was saved when it was given

@@ -243,7 +243,7 @@ class ShortcutDialog(QDialog):
     """Searchable reference of every key and mouse binding."""
 
     def __init__(self, specs: Iterable[ShortcutSpec] = MAIN_SHORTCUTS, parent: QWidget | None = None,
-                 mouse: Iterable[tuple[str, str]] = MOUSE_BINDINGS) -> None:
+                 mouse_bindings: Iterable[tuple[str, str]] = MOUSE_BINDINGS) -> None:
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts")
         self.resize(560, 620)
@@ -279,7 +279,7 @@ class ShortcutDialog(QDialog):
         font = mouse.font(0)
         font.setBold(True)
         mouse.setFont(0, font)
-        for gesture, meaning in mouse:
+        for gesture, meaning in mouse_bindings:
             QTreeWidgetItem(mouse, [meaning, gesture])
         self.tree.expandAll()
         self.tree.setIndentation(12)
