@@ -173,6 +173,14 @@ class MainWindow(QMainWindow):
     def show_status(self, text: str, timeout_ms: int = 4000) -> None:
         self.status_line.show(text, timeout_ms)
 
+    def show_reader(self, reader: str) -> None:
+        """The reader whose review decisions are recorded, in the status line."""
+        self.status_line.show_reader(reader)
+
+    def select_image(self, image_id: str) -> None:
+        """Shows the image ``image_id`` of the open dataset (as choosing it in the browser does)."""
+        self.browser.select(image_id)
+
     def _connect_actions(self) -> None:
         a, ws, viewer, editor, opener, view = (self.commands, self.workspace, self.viewer, self.editor, self.opener,
                                                self.view)
