@@ -85,7 +85,7 @@ class AdjudicationDialog(QDialog):
         self.session = session
         self.rows: list[AdjudicationRow] = []
         self.setWindowTitle("Adjudicate disagreements")
-        self.resize(760, 420)
+        self.resize(880, 420)
         self.summary = QLabel("", self)
         self.summary.setWordWrap(True)
         self.table = QTableWidget(self)
@@ -135,11 +135,13 @@ class AdjudicationDialog(QDialog):
         self.table.setHorizontalHeaderLabels(headers)
         self.table.setRowCount(len(self.rows))
         for r, row in enumerate(self.rows):
-            cells = [row.image_id, row.what, *(row.decisions[reader] for reader in readers),
+            short = row.image_id if len(row.image_id) <= 13 else row.image_id[:12] + "…"
+            cells = [short, row.what, *(row.decisions[reader] for reader in readers),
                      "tie" if row.majority is Decision.PENDING else str(row.majority)]
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, row.candidate_id)
+                item.setToolTip(f"image {row.image_id}, candidate {row.candidate_id}")
                 self.table.setItem(r, c, item)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)

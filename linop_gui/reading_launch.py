@@ -63,5 +63,5 @@ def open_study(settings: Settings, study: str | Path, reader: str, *, parent: QW
     QGuiApplication.restoreOverrideCursor()
     settings.study_reader = reader
     window = ReadingWindow(state, theme=settings.theme)
-    window.show()
+    window.showMaximized()  # reading is the one job on screen: the image gets all of it
     return window

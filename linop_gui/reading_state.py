@@ -58,7 +58,7 @@ class ReadingSummary:
     by_confidence: dict[Confidence, int]
 
     def lines(self) -> list[str]:
-        spread = ", ".join(f"{int(c)} {c.text}: {self.by_confidence.get(c, 0)}" for c in Confidence)
+        spread = ", ".join(f"{c.text} ×{self.by_confidence.get(c, 0)}" for c in Confidence)
         return [
             f"{self.answered} of {self.total} cases answered.",
             f"Lesion marked on {self.marked} case(s); median time per case {self.median_seconds:.1f} s.",

@@ -43,8 +43,11 @@ class CaseViewer(ImageViewer):
         self.set_placeholder("")
         pen = QPen(MARK_COLOR, 2.5)
         pen.setCosmetic(True)
-        self.marker = pg.TargetItem(pos=(0, 0), size=MARK_SIZE, symbol="crosshair", pen=pen,
-                                    hoverPen=QPen(QColor(255, 255, 255), 2.5), movable=True)
+        hover = QPen(QColor(255, 255, 255), 2.5)
+        hover.setCosmetic(True)
+        self.marker = pg.TargetItem(pos=(0, 0), size=MARK_SIZE, symbol="crosshair", pen=pen, hoverPen=hover,
+                                    brush=QColor(255, 64, 160, 50), hoverBrush=QColor(255, 255, 255, 60),
+                                    movable=True)
         self.marker.setZValue(40)
         self.marker.setToolTip("Your lesion mark: drag to move it, Del clears it")
         self.marker.hide()
@@ -173,7 +176,8 @@ class AnswerBar(QFrame):
         self.answered.emit(value)
 
     def show_state(self, *, progress: str, answered: str, earlier: Confidence | None, awaiting: bool,
-                   marked: bool, can_back: bool, can_forward: bool, can_skip: bool, enabled: bool = True) -> None:
+                   marked: bool, can_back: bool, can_forward: bool, can_skip: bool, enabled: bool = True,
+                   earlier_text: str = "") -> None:
         """What the bar shows for the current case (see :class:`~linop_gui.reading_state.ReadingState`)."""
         for button in self.group.buttons():
             value = self.group.id(button)
@@ -181,8 +185,9 @@ class AnswerBar(QFrame):
             button.setEnabled(enabled)
         self.choice.setVisible(awaiting)
         self.mark_label.setVisible(not awaiting)
-        self.mark_label.setText("Lesion marked · drag to move, Del clears" if marked else
-                                "Optional: click the image where you think the lesion is")
+        mark = ("Lesion marked · drag to move, Del clears" if marked else
+                "Optional: click the image where you think the lesion is")
+        self.mark_label.setText(f"{earlier_text} · {mark}" if earlier_text else mark)
         self.progress_label.setText(progress)
         self.answered_label.setText(answered)
         self.back_button.setEnabled(can_back)

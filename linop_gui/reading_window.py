@@ -20,7 +20,7 @@ from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import QLabel, QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
 from linop_core.errors import LinopError
-from linop_core.study import CaseView, Confidence, Truth
+from linop_core.study import Answer, CaseView, Confidence, Truth
 from linop_gui.reading_state import ReadingState, case_image
 from linop_gui.reading_view import AnswerBar, CaseViewer, FinishedPage
 from linop_gui.shortcuts import READER_MOUSE_BINDINGS, ShortcutContext, ShortcutDialog, for_context
@@ -31,6 +31,14 @@ from linop_gui.window_status import APP_NAME
 from linop_gui.workspace import MessageLevel
 
 ZOOM_STEP = 1.25
+
+
+def earlier_text(answer: Answer | None) -> str:
+    """What the bar says of an earlier answer to the case on screen (the reader's own, after Back)."""
+    if answer is None:
+        return ""
+    lean = f", leaning {answer.label}" if answer.confidence is Confidence.UNSURE else ""
+    return f"Your answer: {int(answer.confidence)} {answer.confidence.text}{lean} (answering again replaces it)"
 
 
 class ReadingWindow(QMainWindow):
@@ -196,6 +204,7 @@ class ReadingWindow(QMainWindow):
             earlier=earlier.confidence if earlier is not None else None, awaiting=state.awaiting_choice,
             marked=state.mark is not None, can_back=progress.position > 0,
             can_forward=progress.position + 1 < progress.total, can_skip=not state.finished, enabled=enabled,
+            earlier_text=earlier_text(earlier),
         )  # fmt: skip
 
     def showEvent(self, event: QShowEvent) -> None:

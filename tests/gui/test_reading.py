@@ -14,8 +14,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QAction, QKeySequence, QMouseEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QAbstractButton, QApplication, QLabel, QMessageBox
 from study_inputs import phantom_inputs
@@ -125,7 +125,7 @@ def test_keys_answer_and_the_forced_choice_waits_at_3(qtbot, study_path: Path) -
     assert window.stack.currentWidget() is window.finished_page
     assert len(saved(study_path)) == N_CASES
     summary = window.finished_page.summary_label.text()
-    assert f"{N_CASES} of {N_CASES} cases answered" in summary and "1 certainly real: 4" in summary
+    assert f"{N_CASES} of {N_CASES} cases answered" in summary and "certainly real ×4" in summary
     window.finished_page.back_button.click()
     assert window.stack.currentIndex() == 0 and bar.progress_label.text() == f"{N_CASES} / {N_CASES}"
 
@@ -139,6 +139,36 @@ def test_a_click_outside_the_case_marks_nothing_and_a_bar_click_answers(qtbot, s
     window.bar.group.button(3).click()
     window.bar.synthetic_button.click()
     assert len(saved(study_path)) == 2
+
+
+def _mouse(viewport, kind: QEvent.Type, pos: QPoint, buttons: Qt.MouseButton) -> None:
+    button = Qt.MouseButton.LeftButton if kind != QEvent.Type.MouseMove else Qt.MouseButton.NoButton
+    event = QMouseEvent(kind, QPointF(pos), QPointF(viewport.mapToGlobal(pos)), button, buttons,
+                        Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(viewport, event)
+
+
+def test_the_mark_is_dragged_to_where_the_reader_means(qtbot, study_path: Path) -> None:
+    window = open_window(qtbot, study_path)
+    viewer, state = window.viewer, window.state
+    h, w = viewer.image.pixels.shape
+    click_case(qtbot, window, 0.3, 0.3)
+    start = QPoint(*viewer.map_image_to_widget(*state.mark))
+    end = QPoint(*viewer.map_image_to_widget(w * 0.7, h * 0.6))
+    port = viewer.graphics.viewport()
+    held = Qt.MouseButton.LeftButton
+    _mouse(port, QEvent.Type.MouseMove, start, Qt.MouseButton.NoButton)
+    _mouse(port, QEvent.Type.MouseButtonPress, start, held)
+    for t in (0.2, 0.4, 0.6, 0.8, 1.0):
+        _mouse(port, QEvent.Type.MouseMove, start + (end - start) * t, held)
+        qtbot.wait(5)
+    _mouse(port, QEvent.Type.MouseButtonRelease, end, Qt.MouseButton.NoButton)
+    qtbot.wait(10)
+    assert state.mark == pytest.approx((w * 0.7, h * 0.6), abs=2.0)
+    view = state.case
+    key(qtbot, window, Qt.Key.Key_5)
+    (answer,) = saved(study_path).values()
+    assert answer.mark == pytest.approx(view.to_image(w * 0.7, h * 0.6), abs=2.0)
 
 
 def _visible_texts(window: ReadingWindow) -> list[str]:
