@@ -1,7 +1,8 @@
 """``linop-gui``: the desktop app's entry point.
 
     linop-gui [PATH] [--model CKPT] [--device DEV] [--demo] [--screenshot FILE.png] [--theme dark|light]
-              [--dicomweb URL]
+              [--dicomweb URL] [--precision auto|fp32|bf16|fp16]
+    linop-gui --study STUDY.json [--reader NAME] [--theme dark|light]
 
 PATH is a VinDr-Mammo / VinDr-CXR root, a folder of DICOM files or one DICOM file. ``--demo`` writes small
 phantom datasets of both modalities once into the cache (``$XDG_CACHE_HOME/linop/demo``, else
@@ -11,8 +12,10 @@ there is no display; it neither restores nor saves the window layout; a first im
 at once with its error). ``--dicomweb URL`` opens File > Open from PACS on that DICOMweb root and lists its
 studies (credentials from ``LINOP_DICOMWEB_TOKEN`` or ``LINOP_DICOMWEB_USER`` / ``LINOP_DICOMWEB_PASSWORD``;
 studies are cached under ``<cache>/dicomweb``). Before Qt starts, a missing display, missing system libraries of
-Qt's X11 plugin, a path that does not exist, a file that is not DICOM or a ``--dicomweb`` value that is not an
-http(s) URL end the command with one line and exit code 2.
+Qt's X11 plugin, a path that does not exist, a file that is not DICOM, a ``--dicomweb`` value that is not an
+http(s) URL or a missing ``--study`` file end the command with one line and exit code 2.
+``--study`` opens the reading view of a reader study (:mod:`linop_gui.reading_window`) instead of the main window;
+without ``--reader`` a small dialog asks for the reader name (the last one offered).
 """
 
 from __future__ import annotations
@@ -53,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="browse a PACS: open File > Open from PACS on this DICOMweb root (e.g. "
                         "http://localhost:8042/dicom-web); credentials from LINOP_DICOMWEB_TOKEN or "
                         "LINOP_DICOMWEB_USER / LINOP_DICOMWEB_PASSWORD")
+    parser.add_argument("--study", metavar="STUDY.json",
+                        help="read a reader study (made by linop-study create): one blinded case at a time")
+    parser.add_argument("--reader", metavar="NAME", help="with --study: your reader name (else a dialog asks)")
     return parser
 
 
@@ -99,13 +105,34 @@ def dicomweb_problem(url: str) -> str | None:
     return None
 
 
+def study_problem(study: str, reader: str | None) -> str | None:
+    """What stops a reader study before Qt starts: no study file, or a reader name that cannot name a file."""
+    if not Path(study).is_file():
+        return f"{study}: no such study file; check the --study path"
+    if reader is not None:
+        from linop_core.study.answers import check_reader_name
+
+        try:
+            check_reader_name(reader)
+        except LinopError as exc:
+            return str(exc)
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    if args.study is not None and (args.path or args.demo or args.model or args.screenshot):
+        parser.error("--study opens the reading view alone: leave out PATH, --demo, --model and --screenshot")
+    if args.reader is not None and args.study is None:
+        parser.error("--reader names the reader of a --study")
 
     # Checked before Qt starts, so a problem is one line and exit code 2, never Qt's abort.
     from linop_gui.preflight import display_problem, has_display, path_problem
 
     problem = path_problem(args.path) if args.path is not None else None
+    if args.study is not None:
+        problem = study_problem(args.study, args.reader)
     if problem is None and args.model is not None and not Path(args.model).is_file():
         problem = f"{args.model}: checkpoint not found; check the --model path"
     if problem is None and args.dicomweb is not None:
@@ -136,6 +163,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     apply_theme(app, theme)
     if args.theme:
         settings.theme = args.theme
+
+    if args.study is not None:
+        from linop_gui.reading_launch import ask_reader, open_study
+
+        reader = args.reader or ask_reader(settings)
+        if reader is None:
+            return 1  # the reader cancelled the name dialog
+        reading = open_study(settings, args.study, reader)
+        if reading is None:
+            return 2
+        app.exec()
+        return 0
 
     model = args.model
     path = args.path

@@ -1,7 +1,8 @@
 """Exporting from the GUI, always off the GUI thread, through the synthesis issue's exporter (``linop_core.synthset``).
 
 - :class:`ExportDialog`: reviewed candidates of the session -> an HDF5 synthetic set (and optionally COCO JSON +
-  16-bit PNG), with destination, filters (decision, task, minimum realism score) and a progress bar. Test-split
+  16-bit PNG), with destination, filters (decision, task, minimum realism score, and with several readers the
+  consensus rule and minimum number of readers; the set records every reader's decision) and a progress bar. Test-split
   sources are refused unless the override is ticked, exactly as the exporter refuses them.
 - :class:`BatchDialog`: the current generation settings applied to many images of a VinDr root (random mass
   boxes on the normal mammograms, or out-painting around the CXR findings: ``linop-export``'s own sampler), sent
@@ -45,6 +46,7 @@ from PySide6.QtWidgets import (
 from linop_core.catalog import Catalog
 from linop_core.errors import LinopError
 from linop_core.review.batch import BatchItem, batch_into_session, record_batch
+from linop_core.review.consensus import ConsensusRule
 from linop_core.review.export import ExportFilter, ExportPlan, ExportSummary, export_reviewed, plan_export
 from linop_core.review.session import ReviewSession
 from linop_core.synthset.batch import BatchOptions, vindr_job, write_set
@@ -56,6 +58,12 @@ from linop_gui.settings import Settings
 from linop_gui.worker import BackgroundWorker, JobContext, WorkerError
 
 EXPORT_CHANNEL = "export"
+CONSENSUS_CHOICES = (
+    ("Latest decision (one reader)", ConsensusRule.LATEST),
+    ("All readers approve", ConsensusRule.ALL),
+    ("A majority approves", ConsensusRule.MAJORITY),
+    ("Any reader approves", ConsensusRule.ANY),
+)
 BATCH_CHANNEL = "batch"
 
 
@@ -246,6 +254,14 @@ class ExportDialog(_JobDialog):
         self.score_spin = QSpinBox(self)
         self.score_spin.setRange(0, 5)
         self.score_spin.setSpecialValueText("any")
+        self.consensus_combo = QComboBox(self)
+        for label, rule in CONSENSUS_CHOICES:
+            self.consensus_combo.addItem(label, rule)
+        self.consensus_combo.setToolTip("How several readers' decisions make one: the set takes the candidates the "
+                                        "rule approves and records every reader's decision")
+        self.readers_spin = QSpinBox(self)
+        self.readers_spin.setRange(1, 99)
+        self.readers_spin.setToolTip("Candidates fewer readers decided on stay pending")
         self.allow_test = QCheckBox("Allow test-split sources (leaks evaluation images into training)", self)
         self.coco_check = QCheckBox("Also write COCO JSON + 16-bit PNG images to", self)
         self.coco_edit = QLineEdit(str(session.folder / "exports" / f"coco-{stamp}"), self)
@@ -260,6 +276,12 @@ class ExportDialog(_JobDialog):
             decisions.addWidget(check)
             check.toggled.connect(self.refresh_count)
         form.addRow("Decisions:", decisions)
+        readers = QHBoxLayout()
+        readers.addWidget(self.consensus_combo, 1)
+        readers.addWidget(QLabel("at least", self))
+        readers.addWidget(self.readers_spin)
+        readers.addWidget(QLabel("reader(s)", self))
+        form.addRow("Readers:", readers)
         form.addRow("Task:", self.task_combo)
         form.addRow("Realism at least:", self.score_spin)
         form.addRow("", self.allow_test)
@@ -275,13 +297,19 @@ class ExportDialog(_JobDialog):
         layout.addWidget(self.buttons)
         self.task_combo.currentIndexChanged.connect(self.refresh_count)
         self.score_spin.valueChanged.connect(self.refresh_count)
+        self.consensus_combo.currentIndexChanged.connect(self.refresh_count)
+        self.readers_spin.valueChanged.connect(self.refresh_count)
         self.allow_test.toggled.connect(self.refresh_count)
         self.refresh_count()
 
     def export_filter(self) -> ExportFilter:
         decisions = tuple(d for d, check in self.decision_checks.items() if check.isChecked())
         return ExportFilter(decisions=decisions, tasks=tuple(self.task_combo.currentData()),
-                            min_score=self.score_spin.value())
+                            min_score=self.score_spin.value(), consensus=self.consensus_rule(),
+                            min_readers=self.readers_spin.value())
+
+    def consensus_rule(self) -> ConsensusRule:
+        return ConsensusRule(self.consensus_combo.currentData())  # the combo hands back the plain string
 
     def plan(self) -> ExportPlan:
         return plan_export(self.session, self.catalog, self.path_edit.text().strip(), self.export_filter(),
@@ -290,6 +318,9 @@ class ExportDialog(_JobDialog):
                            append=self.append_check.isChecked())
 
     def refresh_count(self, *args: object) -> None:
+        readers = self.session.readers()
+        self.readers_spin.setEnabled(self.consensus_rule() is not ConsensusRule.LATEST)
+        self.consensus_combo.setToolTip(f"{len(readers)} reader(s) decided: {', '.join(readers) or 'none yet'}")
         try:
             plan = self.plan()
         except LinopError as exc:
@@ -298,6 +329,8 @@ class ExportDialog(_JobDialog):
             return
         tests = plan.test_split_images
         text = f"{len(plan.entries)} candidate(s) from {len(plan.sources)} image(s) match."
+        if plan.filter.consensus is not ConsensusRule.LATEST:
+            text += f" Readers so far: {', '.join(readers)}."
         if plan.skipped:
             text += f" {len(plan.skipped)} left out ({plan.skipped[0]})."
         if tests and not plan.allow_test_split:

@@ -1,11 +1,13 @@
 """The candidate gallery: a strip of thumbnails to move between the current image's candidates, and the review
-controls (approve, reject with a reason, realism score, difference map, reviewer).
+controls (approve, reject with a reason, realism score, difference map, the reader).
 
 A candidate is judged in the main viewer at full resolution, not here: selecting a thumbnail shows that candidate
 in the viewer (``candidate_selected``), with the difference map on top when it is on (``difference_toggled``).
 The review keys are the main window's (the shortcut table's "Review" group), so they mean the same in the viewer
 and here; this widget has no keys of its own beyond the list's arrow keys. Decisions go straight into the
-:class:`ReviewSession`, which saves after each.
+:class:`ReviewSession`, which saves after each, under the reader's name (the "Reader" field): every reader's
+decision is kept apart, and the gallery shows only the current reader's own (:func:`own_review`), so readers
+review independently.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from PySide6.QtWidgets import (
 
 from linop_core.review.session import REJECT_REASONS, CandidateEntry, ReviewSession
 from linop_core.vocab import Decision
-from linop_gui.gallery_items import GalleryItem
+from linop_gui.gallery_items import GalleryItem, OwnReview, own_review
 
 DECISION_MARK = {Decision.APPROVED: "✓ approved", Decision.REJECTED: "✗ rejected", Decision.PENDING: "• pending"}
 REASON_TEXT = {
@@ -61,6 +63,7 @@ class CandidateGallery(QWidget):
     candidate_selected = Signal(object)  # GalleryItem or None
     difference_toggled = Signal(bool)
     reviewed = Signal(object)  # CandidateEntry after a decision or score change
+    reader_changed = Signal(str)  # the reader whose decisions are shown and recorded ("" : unnamed)
     message = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -112,7 +115,9 @@ class CandidateGallery(QWidget):
         self.diff_button.setCheckable(True)
         self.diff_button.toggled.connect(self.set_difference)
         self.reviewer_edit = QLineEdit(self)
-        self.reviewer_edit.setPlaceholderText("reviewer pseudonym")
+        self.reviewer_edit.setPlaceholderText("your pseudonym")
+        self.reviewer_edit.setToolTip("Who is reviewing: decisions are kept per reader, and you see only your own "
+                                      "(Generate > Adjudicate shows where readers disagree)")
         self.reviewer_edit.setMaximumWidth(150)
         self.reviewer_edit.setMinimumWidth(60)
         self.reviewer_edit.textChanged.connect(self._set_reviewer)
@@ -132,7 +137,7 @@ class CandidateGallery(QWidget):
         self.status.setMinimumWidth(60)
         self.status.setToolTip(HINT)
         controls.addWidget(self.status, 1)
-        controls.addWidget(QLabel("Reviewer:", self))
+        controls.addWidget(QLabel("Reader:", self))
         controls.addWidget(self.reviewer_edit)
         self.setToolTip(HINT)
 
@@ -183,6 +188,11 @@ class CandidateGallery(QWidget):
     def entry(self, candidate_id: str) -> CandidateEntry | None:
         return None if self.session is None else self.session.candidates.get(candidate_id)
 
+    def own(self, candidate_id: str) -> OwnReview:
+        """The current reader's own decision on a candidate (pending when they have not decided)."""
+        entry = self.entry(candidate_id)
+        return own_review(entry, self._reviewer_or_none()) if entry is not None else OwnReview()
+
     def current_item(self) -> GalleryItem | None:
         row = self.list.currentRow()
         return self.items[row] if 0 <= row < len(self.items) else None
@@ -216,8 +226,9 @@ class CandidateGallery(QWidget):
         entry = self.current_entry()
         if entry is None or self.session is None:
             return None
-        updated = self.session.review(entry.candidate_id, entry.decision, reviewer=self._reviewer_or_none(),
-                                      reason=entry.reject_reason, realism_score=score)
+        own = self.own(entry.candidate_id)
+        updated = self.session.review(entry.candidate_id, own.decision, reviewer=self._reviewer_or_none(),
+                                      reason=own.reject_reason, realism_score=score)
         self._after_review(updated, advance=False)
         return updated
 
@@ -235,7 +246,7 @@ class CandidateGallery(QWidget):
         if entry is None or self.session is None:
             return None
         updated = self.session.review(entry.candidate_id, decision, reviewer=self._reviewer_or_none(),
-                                      reason=reason, realism_score=entry.realism_score)
+                                      reason=reason, realism_score=self.own(entry.candidate_id).realism_score)
         self._after_review(updated, advance=True)
         return updated
 
@@ -251,8 +262,8 @@ class CandidateGallery(QWidget):
     def _advance_to_pending(self, row: int) -> None:
         n = len(self.items)
         for offset in range(1, n):
-            candidate = self.entry(self.items[(row + offset) % n].candidate_id)
-            if candidate is not None and candidate.decision is Decision.PENDING:
+            candidate_id = self.items[(row + offset) % n].candidate_id
+            if self.entry(candidate_id) is not None and self.own(candidate_id).decision is Decision.PENDING:
                 self.list.setCurrentRow((row + offset) % n)
                 return
 
@@ -261,10 +272,19 @@ class CandidateGallery(QWidget):
 
     def _set_reviewer(self, text: str) -> None:
         self.reviewer = text
+        self.refresh()  # this reader's own decisions, not the previous reader's
+        self.reader_changed.emit(text.strip())
+
+    def refresh(self) -> None:
+        """Shows the decisions again (after another reader's name, or a decision made elsewhere)."""
+        for row in range(len(self.items)):
+            self._refresh_row(row)
+        self._update_controls()
 
     def _on_score_clicked(self, score: int) -> None:
         entry = self.current_entry()
-        self.set_score(None if entry is not None and entry.realism_score == score else score)
+        own = self.own(entry.candidate_id) if entry is not None else OwnReview()
+        self.set_score(None if own.realism_score == score else score)
 
     # -- viewer --------------------------------------------------------------------------------------------
     def set_difference(self, on: bool) -> None:
@@ -284,10 +304,10 @@ class CandidateGallery(QWidget):
     # -- presentation ----------------------------------------------------------------------------------------
     def _refresh_row(self, row: int) -> None:
         item = self.items[row]
-        entry = self.entry(item.candidate_id)
-        decision = entry.decision if entry is not None else Decision.PENDING
-        score = f" · {entry.realism_score}/5" if entry is not None and entry.realism_score else ""
-        reason = f" ({entry.reject_reason})" if entry is not None and entry.reject_reason else ""
+        own = self.own(item.candidate_id)
+        decision = own.decision
+        score = f" · {own.realism_score}/5" if own.realism_score else ""
+        reason = f" ({own.reject_reason})" if own.reject_reason else ""
         what = "outpaint" if item.box_index is None else f"box {item.box_index + 1}"
         widget_item = self.list.item(row)
         widget_item.setText(f"{what} · seed {item.seed}\n{DECISION_MARK[decision]}{score}")
@@ -298,15 +318,15 @@ class CandidateGallery(QWidget):
         enabled = entry is not None
         for widget in (self.approve_button, self.reject_button, self.diff_button):
             widget.setEnabled(enabled)
+        own = self.own(entry.candidate_id) if entry is not None else OwnReview()
         for button in self.score_group.buttons():
             button.setEnabled(enabled)
-            button.setChecked(entry is not None and entry.realism_score == self.score_group.id(button))
+            button.setChecked(entry is not None and own.realism_score == self.score_group.id(button))
         if not self.items:
             return
         counts = dict.fromkeys(DECISION_MARK, 0)
         for it in self.items:
-            e = self.entry(it.candidate_id)
-            counts[e.decision if e is not None else Decision.PENDING] += 1
+            counts[self.own(it.candidate_id).decision] += 1
         self.status.setText(f"{len(self.items)} candidate(s): {counts[Decision.APPROVED]} approved, "
                             f"{counts[Decision.REJECTED]} rejected, {counts[Decision.PENDING]} pending · "
                             "hold Tab: original")

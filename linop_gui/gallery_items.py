@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from linop_core.dicom import VoiWindow, apply_window
-from linop_core.review.session import CandidateEntry, ReviewSession
+from linop_core.review.session import ANONYMOUS_READER, CandidateEntry, ReviewSession
+from linop_core.vocab import Decision
 
 THUMBNAIL_SIDE = 96
 CROP_PAD_FRACTION = 0.25
@@ -47,6 +48,28 @@ class GalleryItem:
         h, w = self.candidate.shape
         out[y0 : y0 + h, x0 : x0 + w] = self.candidate
         return out
+
+
+@dataclass(frozen=True)
+class OwnReview:
+    """One reader's own view of a candidate: their decision, reason and score, never another reader's (readers
+    review independently; the adjudication view is where decisions meet)."""
+
+    decision: Decision = Decision.PENDING
+    reject_reason: str | None = None
+    realism_score: int | None = None
+
+
+def own_review(entry: CandidateEntry, reader: str | None) -> OwnReview:
+    """``reader``'s decision on ``entry`` (None or "" is the unnamed reader). A score given before deciding is kept
+    only as the entry's latest change, so it is theirs while they were the last to touch the candidate."""
+    review = entry.review_by(reader or None)
+    if review is not None:
+        return OwnReview(review.decision, review.reject_reason, review.realism_score)
+    last = entry.reviewer or ANONYMOUS_READER
+    if entry.decision is Decision.PENDING and entry.realism_score and last == (reader or ANONYMOUS_READER):
+        return OwnReview(realism_score=entry.realism_score)
+    return OwnReview()
 
 
 def review_crop(generated: np.ndarray, pad_fraction: float = CROP_PAD_FRACTION,

@@ -143,6 +143,8 @@ class GenerationController(QObject):
             ShortcutSpec("batch_export", "&Batch generate…", ("Ctrl+Shift+E",), "Generate", None,
                          "Apply the current settings to many images: to the gallery or straight to a set"),
             self.show_batch_dialog, menu)
+        menu.addSeparator()
+        menu.addAction(host.action("adjudicate"))
         host.set_generate_handler(self.generate)
 
     # -- engine ---------------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from linop_gui.hanging import HangingView
 from linop_gui.keyboard import KeyboardGuard
 from linop_gui.loader import ImageLoader
 from linop_gui.settings import Settings
-from linop_gui.shortcuts import SHORTCUTS, ShortcutDialog, ShortcutSpec
+from linop_gui.shortcuts import MAIN_SHORTCUTS, ShortcutDialog, ShortcutSpec
 from linop_gui.theme import app_icon
 from linop_gui.tools import Tool
 from linop_gui.view_controls import ViewControls
@@ -86,7 +86,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
         self.loader = ImageLoader(self)
-        self.commands = ActionSet(self, SHORTCUTS, self._theme)
+        self.commands = ActionSet(self, MAIN_SHORTCUTS, self._theme)
 
         self.viewer = ImageViewer(self)
         self.viewer.brush_radius = self.settings.brush_radius
@@ -173,6 +173,14 @@ class MainWindow(QMainWindow):
 
     def show_status(self, text: str, timeout_ms: int = 4000) -> None:
         self.status_line.show(text, timeout_ms)
+
+    def show_reader(self, reader: str) -> None:
+        """The reader whose review decisions are recorded, in the status line."""
+        self.status_line.show_reader(reader)
+
+    def select_image(self, image_id: str) -> None:
+        """Shows the image ``image_id`` of the open dataset (as choosing it in the browser does)."""
+        self.browser.select(image_id)
 
     def _connect_actions(self) -> None:
         a, ws, viewer, editor, opener, view = (self.commands, self.workspace, self.viewer, self.editor, self.opener,

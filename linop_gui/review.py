@@ -1,7 +1,12 @@
 """Reviewing candidates: the gallery of the current image's candidates, the selected one shown in the main viewer
 at full resolution (hold Tab / Space for the original, M for the difference map), and the review keys of the
 shortcut table bound to the gallery's decisions. Stored candidates are read back off the GUI thread (io worker)
-when an image is shown; new ones arrive one by one from the generation."""
+when an image is shown; new ones arrive one by one from the generation.
+
+Several readers: the gallery records and shows the current reader's own decisions (the name in its "Reader"
+field, remembered in the settings and shown in the status line); Ctrl+J opens the adjudication view
+(:mod:`linop_gui.adjudication`), where the disputed candidates are listed with every reader's decision, shown in
+the viewer on request and settled."""
 
 from __future__ import annotations
 
@@ -12,10 +17,12 @@ from typing import Protocol
 import numpy as np
 from PySide6.QtCore import QObject, QPoint, QTimer
 from PySide6.QtGui import QAction, QCursor
+from PySide6.QtWidgets import QWidget
 
 from linop_core.catalog import Catalog, CatalogEntry
 from linop_core.dicom import DicomImage, VoiWindow
 from linop_core.review.session import CandidateEntry, ReviewSession
+from linop_gui.adjudication import AdjudicationDialog
 from linop_gui.gallery import CandidateGallery
 from linop_gui.gallery_items import GalleryItem
 from linop_gui.generation_jobs import load_items_job
@@ -41,6 +48,10 @@ class ReviewHost(Protocol):
     def show_gallery(self, visible: bool = True) -> None: ...
 
     def show_status(self, text: str, timeout_ms: int = 4000) -> None: ...
+
+    def show_reader(self, reader: str) -> None: ...
+
+    def select_image(self, image_id: str) -> None: ...
 
 
 class ReviewController(QObject):
@@ -69,6 +80,10 @@ class ReviewController(QObject):
         self.gallery.message.connect(lambda text: host.show_status(text, 5000))
         self.gallery.reviewer_edit.setText(settings.reviewer)
         self.gallery.reviewer_edit.textChanged.connect(lambda text: setattr(settings, "reviewer", text))
+        self.gallery.reader_changed.connect(host.show_reader)
+        host.show_reader(self.gallery.reviewer.strip())
+        self.adjudication: AdjudicationDialog | None = None
+        self._pending_candidate: str | None = None  # to select once its image's gallery is read (a jump)
         io_worker.result.connect(self._on_io_result)
         io_worker.failed.connect(self._on_io_failed)
         workspace.dataset_opened.connect(self._on_dataset_opened)
@@ -90,6 +105,8 @@ class ReviewController(QObject):
         host.action("difference").toggled.connect(gallery.set_difference)
         gallery.difference_toggled.connect(host.action("difference").setChecked)
         host.bind_hold("compare_original", self.set_showing_original, lambda: self._shown_item is not None)
+        host.action("adjudicate").triggered.connect(lambda _=False: self.show_adjudication())
+        host.action("adjudicate").setEnabled(True)
         self._update_actions()
 
     # -- content -------------------------------------------------------------------------------------------
@@ -134,6 +151,8 @@ class ReviewController(QObject):
                 known = {i.candidate_id for i in self.gallery.items}
                 self.gallery.add_items([i for i in items if i.candidate_id not in known], select_first=True)
                 self.host.show_gallery()
+                if self._pending_candidate is not None and self.gallery.select(self._pending_candidate):
+                    self._pending_candidate = None
 
     def _on_io_failed(self, job_id: int, error: WorkerError) -> None:
         if job_id == self.gallery_job:
@@ -144,7 +163,31 @@ class ReviewController(QObject):
         at = self.viewer.mapToGlobal(self.viewer.rect().center()) if self.viewer.isVisible() else QCursor.pos()
         self.gallery.ask_reject_reason(QPoint(at))
 
+    def show_adjudication(self) -> AdjudicationDialog | None:
+        """The disputed candidates of the session, every reader's decision, and a decision to settle each."""
+        session = self.workspace.session
+        if session is None:
+            self.host.show_status("Open a dataset first", 4000)
+            return None
+        if self.adjudication is None or self.adjudication.session is not session:
+            self.adjudication = AdjudicationDialog(session, QWidget.window(self.viewer))  # viewer.window: its VOI
+            self.adjudication.jump_requested.connect(self.jump_to)
+            self.adjudication.adjudicated.connect(lambda entry: self.gallery.refresh())
+        self.adjudication.refresh()
+        self.adjudication.show()
+        self.adjudication.raise_()
+        return self.adjudication
+
+    def jump_to(self, image_id: str, candidate_id: str) -> None:
+        """Shows a candidate in the viewer: its image first when another one is shown."""
+        if self.gallery.image_id == image_id and self.gallery.select(candidate_id):
+            return
+        self._pending_candidate = candidate_id
+        self.host.select_image(image_id)
+
     def _on_reviewed(self, entry: CandidateEntry) -> None:
+        if self.adjudication is not None and self.adjudication.isVisible():
+            self.adjudication.refresh()
         extra = f" ({entry.reject_reason})" if entry.reject_reason else ""
         score = f", realism {entry.realism_score}/5" if entry.realism_score else ""
         self.host.show_status(f"Candidate {entry.candidate_id[:8]}: {entry.decision}{extra}{score}", 4000)

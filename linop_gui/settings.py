@@ -152,6 +152,15 @@ class Settings:
     def reviewer(self, value: str) -> None:
         self.q.setValue("review/reviewer", str(value))
 
+    @property
+    def study_reader(self) -> str:
+        """The reader name last used in a reader study (offered when the next study asks)."""
+        return str(self.q.value("study/reader", "") or "")
+
+    @study_reader.setter
+    def study_reader(self, value: str) -> None:
+        self.q.setValue("study/reader", str(value))
+
     # -- where the reader was, per dataset -------------------------------------------------------------------
     def last_view(self, root: str | os.PathLike[str]) -> tuple[str | None, int | None]:
         """The image and selected box in use when ``root`` was last open (so reopening returns there)."""

@@ -7,12 +7,17 @@ it too), so the dialog can never disagree with the keys. A key means one thing e
 review keys (Y approve, X reject, Alt+1-5 realism, M difference, Left/Right candidates, hold Tab/Space for the
 original) work in the viewer and in the gallery alike and clash with nothing (:func:`duplicate_keys`). Text
 fields get typed keys only while the user is typing in them (Esc or Enter returns to the image).
+
+Each spec belongs to a :class:`ShortcutContext`: the main window, or the reading view of a reader study (where
+1-5 are the answers, so the window presets move to Ctrl+1-4). A key means one thing per context; each window
+builds its actions and its H reference from its own context (:func:`for_context`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
@@ -29,6 +34,13 @@ from PySide6.QtWidgets import (
 )
 
 
+class ShortcutContext(StrEnum):
+    """Where a key acts: the main window, or the reading view of a reader study."""
+
+    MAIN = "Main window"
+    READER = "Reader study"
+
+
 @dataclass(frozen=True)
 class ShortcutSpec:
     """One action: a stable id, its menu text, keys (first is shown in menus), group, icon and tip."""
@@ -41,7 +53,50 @@ class ShortcutSpec:
     tip: str = ""
     checkable: bool = False
     hold: bool = False  # acts while the key is held (pressed: on, released: off), not as a QAction
+    context: ShortcutContext = ShortcutContext.MAIN
 
+
+_R = ShortcutContext.READER
+# The reading view of ``linop-gui --study``: digits answer (1 certainly real ... 5 certainly synthetic, as
+# linop_core.study.Confidence), R / S give the forced choice after 3, the view keys are the main window's where
+# they do not clash (presets move to Ctrl+1-4).
+READER_SHORTCUTS: tuple[ShortcutSpec, ...] = (
+    *(ShortcutSpec(f"answer_{n}", f"Answer {n}: {text}", (str(n),), "Answer", None, tip, context=_R)
+      for n, text, tip in (
+          (1, "certainly real", "Certainly real; saved at once, then the next case"),
+          (2, "probably real", "Probably real; saved at once, then the next case"),
+          (3, "unsure", "Unsure; then R or S says which way you lean (the forced choice)"),
+          (4, "probably synthetic", "Probably synthetic; saved at once, then the next case"),
+          (5, "certainly synthetic", "Certainly synthetic; saved at once, then the next case"))),
+    ShortcutSpec("choose_real", "Unsure, leaning &real", ("R",), "Answer", None,
+                 "After 3 (unsure): the forced choice is real", context=_R),
+    ShortcutSpec("choose_synthetic", "Unsure, leaning &synthetic", ("S",), "Answer", None,
+                 "After 3 (unsure): the forced choice is synthetic", context=_R),
+    ShortcutSpec("cancel_choice", "Cancel the unsure answer", ("Esc",), "Answer", None,
+                 "Leave the forced choice without answering", context=_R),
+    ShortcutSpec("clear_mark", "Clear the &mark", ("Del", "Backspace"), "Answer", None,
+                 "Remove the lesion mark (a click on the image places it, a drag moves it)", context=_R),
+    ShortcutSpec("case_back", "&Back", ("Left", "PgUp"), "Cases", "prev",
+                 "The previous case (its earlier answer is shown; answering again replaces it)", context=_R),
+    ShortcutSpec("case_forward", "&Forward", ("Right", "PgDown"), "Cases", "next",
+                 "The next case in your order, answered or not", context=_R),
+    ShortcutSpec("case_skip", "S&kip for now", ("K",), "Cases", None,
+                 "Leave this case unanswered and go to the next unanswered one; it comes round again", context=_R),
+    ShortcutSpec("pause", "&Pause and close", ("Ctrl+Q",), "Cases", None,
+                 "Every answer is saved already; opening the study again resumes here", context=_R),
+    *(ShortcutSpec(f"read_preset_{n}", f"Window preset {n}", (f"Ctrl+{n}",), "View", None, context=_R)
+      for n in range(1, 5)),
+    ShortcutSpec("read_invert", "&Invert", ("I",), "View", "invert", "Invert the grey scale", True, context=_R),
+    ShortcutSpec("read_fit", "&Fit to window", ("F",), "View", "fit", "Zoom the image to fit the view", context=_R),
+    ShortcutSpec("read_one_to_one", "Actual pixels (1:1)", ("Ctrl+0", "Z"), "View", "one_to_one",
+                 "One image pixel per screen pixel", context=_R),
+    ShortcutSpec("read_zoom_in", "Zoom in", ("=", "+"), "View", "zoom", context=_R),
+    ShortcutSpec("read_zoom_out", "Zoom out", ("-",), "View", context=_R),
+    ShortcutSpec("read_reset_view", "Reset window and zoom", ("Home",), "View", "reset",
+                 "The case's own window and fit", context=_R),
+    ShortcutSpec("read_full_screen", "Full screen", ("F11",), "View", None, "", True, context=_R),
+    ShortcutSpec("read_shortcuts", "&Keyboard shortcuts", ("H", "F1"), "Help", "keyboard", context=_R),
+)
 
 SHORTCUTS: tuple[ShortcutSpec, ...] = (
     # File
@@ -116,15 +171,27 @@ SHORTCUTS: tuple[ShortcutSpec, ...] = (
                  "Show |candidate − original| over the image, full size", True),
     ShortcutSpec("prev_candidate", "Previous candidate", ("Left",), "Review"),
     ShortcutSpec("next_candidate", "Next candidate", ("Right",), "Review"),
+    ShortcutSpec("adjudicate", "A&djudicate disagreements…", ("Ctrl+J",), "Review", None,
+                 "The candidates readers decided differently on, every reader's decision, and a decision to settle "
+                 "them"),
     ShortcutSpec("compare_original", "Show the original (hold)", ("Tab", "Space"), "Review", None,
                  "While the key is held the viewer shows the original image instead of the candidate", hold=True),
     # Help
     ShortcutSpec("shortcuts", "&Keyboard shortcuts", ("H", "F1"), "Help", "keyboard"),
     ShortcutSpec("about", "&About LINOP Studio", (), "Help", "about"),
+    *READER_SHORTCUTS,
 )
 
 
-def find(action_id: str, specs: Iterable[ShortcutSpec] = SHORTCUTS) -> ShortcutSpec:
+def for_context(context: ShortcutContext, specs: Iterable[ShortcutSpec] = SHORTCUTS) -> tuple[ShortcutSpec, ...]:
+    """The specs of one window: its actions and its H reference."""
+    return tuple(spec for spec in specs if spec.context is context)
+
+
+MAIN_SHORTCUTS = for_context(ShortcutContext.MAIN)
+
+
+def find(action_id: str, specs: Iterable[ShortcutSpec] = MAIN_SHORTCUTS) -> ShortcutSpec:
     for spec in specs:
         if spec.action_id == action_id:
             return spec
@@ -142,12 +209,14 @@ def key_text(spec: ShortcutSpec) -> str:
 
 
 def duplicate_keys(specs: Iterable[ShortcutSpec] = SHORTCUTS) -> dict[str, list[str]]:
-    """Keys bound to more than one action (normalised through QKeySequence); empty when the table is sound."""
+    """Keys bound to more than one action of one context (normalised through QKeySequence), as
+    ``{"Reader study: 1": [ids]}`` (no prefix for the main window); empty when the table is sound."""
     seen: dict[str, list[str]] = {}
     for spec in specs:
         for key in spec.keys:
             text = QKeySequence(key).toString(QKeySequence.SequenceFormat.PortableText)
-            seen.setdefault(text, []).append(spec.action_id)
+            where = "" if spec.context is ShortcutContext.MAIN else f"{spec.context}: "
+            seen.setdefault(where + text, []).append(spec.action_id)
     return {k: v for k, v in seen.items() if len(v) > 1}
 
 
@@ -162,10 +231,19 @@ MOUSE_BINDINGS: tuple[tuple[str, str], ...] = (
 )
 
 
+READER_MOUSE_BINDINGS: tuple[tuple[str, str], ...] = (
+    ("Click", "Mark where the lesion is (optional); drag the mark to move it"),
+    ("Right-drag", "Window / level (horizontal = width, vertical = level)"),
+    ("Left-drag, middle-drag", "Pan"),
+    ("Wheel", "Zoom around the pointer"),
+)
+
+
 class ShortcutDialog(QDialog):
     """Searchable reference of every key and mouse binding."""
 
-    def __init__(self, specs: Iterable[ShortcutSpec] = SHORTCUTS, parent: QWidget | None = None) -> None:
+    def __init__(self, specs: Iterable[ShortcutSpec] = MAIN_SHORTCUTS, parent: QWidget | None = None,
+                 mouse_bindings: Iterable[tuple[str, str]] = MOUSE_BINDINGS) -> None:
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts")
         self.resize(560, 620)
@@ -201,7 +279,7 @@ class ShortcutDialog(QDialog):
         font = mouse.font(0)
         font.setBold(True)
         mouse.setFont(0, font)
-        for gesture, meaning in MOUSE_BINDINGS:
+        for gesture, meaning in mouse_bindings:
             QTreeWidgetItem(mouse, [meaning, gesture])
         self.tree.expandAll()
         self.tree.setIndentation(12)

@@ -1,5 +1,6 @@
 """The main window's status line and help texts: the pixel under the pointer, the window and zoom, the model in
-use (name, hash, device), and the about box that says the same about the model."""
+use (name, hash, device), the reader whose decisions are recorded, and the about box that says the same about
+the model."""
 
 from __future__ import annotations
 
@@ -50,7 +51,10 @@ class StatusLine:
         self.window_label = QLabel("", parent)
         self.model_label = QLabel("", parent)
         self.model_label.setToolTip("Generator used for previews (Help > About)")
-        for label in (self.pixel_label, self.window_label, self.model_label):
+        self.reader_label = QLabel("", parent)
+        self.reader_label.setToolTip("Review decisions are recorded under this reader (the Reader field of the "
+                                     "Candidates panel); each reader's are kept apart")
+        for label in (self.pixel_label, self.window_label, self.model_label, self.reader_label):
             status.addPermanentWidget(label)
         viewer.window_changed.connect(self._on_window_changed)
         viewer.view_changed.connect(self._on_window_changed)
@@ -61,6 +65,9 @@ class StatusLine:
 
     def show(self, text: str, timeout_ms: int = 4000) -> None:
         self.status.showMessage(text, timeout_ms)
+
+    def show_reader(self, reader: str) -> None:
+        self.reader_label.setText(f"Reader: {reader}" if reader else "Reader: unnamed")
 
     def show_model(self, info: ModelInfo) -> None:
         self.model_label.setText(f"Model: {info.label}")
