@@ -400,14 +400,18 @@ class StyleConv(nn.Module):
 
     def draw_noise(self, x: Tensor, noise_mode: NoiseMode, generator: torch.Generator | None) -> Tensor | None:
         """Noise for output ``x`` (B, O, H, W): (B, 1, H, W), (H, W) for const, or None for ``none``."""
+        return self.noise_for(x.shape[0], x.shape[-2], x.shape[-1], x.device, noise_mode, generator)
+
+    def noise_for(self, batch: int, height: int, width: int, device: torch.device, noise_mode: NoiseMode,
+                  generator: torch.Generator | None) -> Tensor | None:
+        """Noise for a (batch, O, height, width) output: (B, 1, H, W), (H, W) for const, or None for ``none``."""
         if noise_mode == "none":
             return None
-        height, width = x.shape[-2:]
         if noise_mode == "const" and (height, width) == tuple(self.noise_const.shape):
             return self.noise_const
         if noise_mode not in ("random", "const"):
             raise ValueError(f"unknown noise_mode {noise_mode!r}")
-        return torch.randn((x.shape[0], 1, height, width), generator=generator, device=x.device)
+        return torch.randn((batch, 1, height, width), generator=generator, device=device)
 
 
 class ToRGB(nn.Module):
