@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from linop_core.model.winograd import conv3x3_winograd, use_winograd
+
 Activation = Literal["linear", "lrelu"]
 
 LRELU_SLOPE = 0.2
@@ -175,6 +177,8 @@ def conv2d_resample(x: Tensor, weight: Tensor, f: Tensor, up: int = 1, down: int
     if bias is not None:
         bias = bias.to(x.dtype)
     if up == 1 and down == 1:
+        if use_winograd(x, weight, padding=k // 2, groups=groups):
+            return conv3x3_winograd(x, weight, bias)
         return F.conv2d(x, weight, bias, padding=k // 2, groups=groups)
     if down == 2 and up == 1:
         # Blur with StyleGAN2's padding, then a stride-2 valid conv.
