@@ -62,13 +62,24 @@ def relayout(x: Tensor, memory_format: torch.memory_format) -> Tensor:
     return out
 
 
-def conv3x3_winograd(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    """``F.conv2d(x, weight, bias, padding=1)`` by NNPACK; the result has the memory format of ``x``.
+def to_channels_last(x: Tensor) -> Tensor:
+    """``x`` (B, C, H, W) as a dense channels-last map: itself if it is one; in CPU inference copied row by row."""
+    if x.is_contiguous(memory_format=torch.channels_last):
+        return x
+    if x.device.type != "cpu" or torch.is_grad_enabled():
+        return x.contiguous(memory_format=torch.channels_last)
+    return relayout(x, torch.channels_last)
+
+
+def conv3x3_winograd(x: Tensor, weight: Tensor, bias: Tensor | None, *, any_layout: bool = False) -> Tensor:
+    """``F.conv2d(x, weight, bias, padding=1)`` by NNPACK.
 
     Args:
-        x: (B, I, H, W) float32, contiguous or channels-last.
+        x: (B, I, H, W) float32, any strides.
         weight: (O, I, 3, 3) float32.
         bias: (O,) or None.
+        any_layout: return NNPACK's NCHW result as it is; otherwise a channels-last ``x`` gets a channels-last
+            result.
 
     Returns:
         (B, O, H, W).
@@ -77,4 +88,4 @@ def conv3x3_winograd(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     if channels_last:
         x = relayout(x, torch.contiguous_format)
     y = torch._nnpack_spatial_convolution(x, weight.contiguous(), bias, [1, 1], [1, 1])
-    return relayout(y, torch.channels_last) if channels_last else y
+    return relayout(y, torch.channels_last) if channels_last and not any_layout else y
