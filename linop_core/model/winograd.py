@@ -84,6 +84,8 @@ def conv3x3_winograd(x: Tensor, weight: Tensor, bias: Tensor | None, *, any_layo
     Returns:
         (B, O, H, W).
     """
+    if not nnpack_available():
+        raise RuntimeError("this PyTorch build has no NNPACK; check use_winograd() first")
     channels_last = not x.is_contiguous()
     if channels_last:
         x = relayout(x, torch.contiguous_format)
