@@ -7,6 +7,8 @@ resolution unless ``--size`` is given. ``cpu ms/img`` is the process CPU time (a
 ``--threads 1`` and that column give the most stable numbers (OpenMP barriers stall badly when cores are
 oversubscribed). For reduced precision the script also reports the PSNR of the output
 against fp32 on the same inputs and random draws (peak = the fp32 output's range, at least 2 for [-1, 1]).
+Timings depend on the hole (``--hole``): the generator computes its last decoder layers only around the holes'
+bounding box. NNPACK (fp32 3x3 convs on the CPU) sizes its thread pool once, by ``--threads`` here.
 
 Examples:
     python benchmarks/bench_generator.py                          # every preset, CPU fp32 + bf16, batch 1 and 8
@@ -42,17 +44,22 @@ class BenchConfig:
     channels_last: bool
     compile: bool
     size: int | None
+    hole: str
     warmup: int
     repeats: int
     threads: int | None
 
 
 def _inputs(cfg_channels: int, batch: int, height: int, width: int, device: torch.device,
-            channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
+            channels_last: bool, hole: str) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(0)
     img = (torch.rand(batch, cfg_channels, height, width, generator=gen) * 2 - 1).to(device)
     mask = torch.ones(batch, 1, height, width)
-    mask[:, :, height // 5 : height * 3 // 5, width // 4 : width * 3 // 4] = 0  # a large hole
+    if hole == "box":  # a large hole, 20 % of the image
+        mask[:, :, height // 5 : height * 3 // 5, width // 4 : width * 3 // 4] = 0
+    else:  # outpainting around the central 60 %: the hole's bounding box is the whole image
+        mask.zero_()
+        mask[:, :, height // 5 : height * 4 // 5, width // 5 : width * 4 // 5] = 1
     mask = mask.to(device)
     if channels_last:
         img = img.contiguous(memory_format=torch.channels_last)
@@ -73,7 +80,7 @@ def run_one(bc: BenchConfig) -> dict[str, float | str | None]:
     cfg = PRESETS[bc.preset]()
     size = bc.size or cfg.resolution
     g = build_generator(cfg, seed=0).eval().to(device)
-    img, mask = _inputs(cfg.img_channels, bc.batch, size, size, device, bc.channels_last)
+    img, mask = _inputs(cfg.img_channels, bc.batch, size, size, device, bc.channels_last, bc.hole)
     dtype = DTYPES[bc.dtype]
     model = torch.compile(g) if bc.compile else g
 
@@ -134,6 +141,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="input memory format (the network runs channels-last internally either way)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile(G)")
     parser.add_argument("--size", type=int, default=None, help="input side (default: the design resolution)")
+    parser.add_argument("--hole", choices=["box", "frame"], default="box",
+                        help="box: one large hole; frame: outpainting (in inference the generator's last decoder "
+                             "layers run only around the holes, so the hole's extent matters)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
@@ -156,8 +166,8 @@ def main(argv: list[str] | None = None) -> None:
             for batch in args.batch:
                 for cl in layouts:
                     for comp in compiles:
-                        bc = BenchConfig(preset, args.device, dtype, batch, cl, comp, args.size, args.warmup,
-                                         args.repeats, args.threads)
+                        bc = BenchConfig(preset, args.device, dtype, batch, cl, comp, args.size, args.hole,
+                                         args.warmup, args.repeats, args.threads)
                         proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(asdict(bc))],
                                               capture_output=True, text=True, check=False)
                         if proc.returncode != 0:

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from linop_core.errors import ModelError
 from linop_core.model.attention import BasicLayer
 from linop_core.model.config import MatConfig
+from linop_core.model.hole_window import Window, composite, decoder_windows
 from linop_core.model.layers import (
     Conv2dLayer,
     FullyConnectedLayer,
@@ -174,11 +175,18 @@ class FirstStage(nn.Module):
         x = x + x0
 
         x = x.permute(0, 3, 1, 2)
-        out = None
-        for i, block in enumerate(self.dec_conv):
-            x, out = block(x, out, style, skips[-1 - i])
+        skips.reverse()  # from the lowest resolution up, the decoder's order
+        windows = decoder_windows(mask, [tuple(skip.shape[-2:]) for skip in skips])
+        out, covered = None, None  # covered: the window that x and out hold (None: whole maps)
+        for block, skip, window in zip(self.dec_conv, skips, windows, strict=True):
+            if window is not None:
+                low = window.halved()
+                x, skip = low.crop(x, covered), window.crop(skip)
+                out = None if out is None else low.crop(out, covered)
+            x, out = block(x, out, style, skip)
+            covered = window
         assert out is not None
-        return out * (1 - mask) + img * mask
+        return composite(out, img, mask, covered)
 
     def manipulate_style(self, x: Tensor, w_last: Tensor, keep_map: Tensor | None,
                          generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
@@ -276,6 +284,21 @@ class DecoderBlock(nn.Module):
         x = self.conv1(x, torch.cat([ws[:, 2 * r - 8], gs], dim=1), noise_mode=noise_mode, noise=noise.get("conv1"),
                        generator=generator)
         return x, self.toRGB(x, torch.cat([ws[:, 2 * r - 7], gs], dim=1), skip=img)
+
+
+def window_noise(block: DecoderBlock, given: dict[str, Tensor], window: Window, enc: Tensor, noise_mode: NoiseMode,
+                 generator: torch.Generator | None) -> dict[str, Tensor]:
+    """The noise of both StyleConvs of ``block`` cropped to ``window``: drawn for the whole (B, C, H, W) map of
+    ``enc``, in the order the whole-map computation draws it, so that the random stream stays the same."""
+    noise = {}
+    for name in ("conv0", "conv1"):
+        full = given.get(name)
+        if full is None:
+            full = getattr(block, name).noise_for(enc.shape[0], enc.shape[-2], enc.shape[-1], enc.device,
+                                                  noise_mode, generator)
+        if full is not None:
+            noise[name] = window.crop(full)
+    return noise
 
 
 class SynthesisNetwork(nn.Module):
@@ -382,16 +405,24 @@ class SynthesisNetwork(nn.Module):
         f16 = f16 * keep2 + square * (1 - keep2)
         gs = self.to_style(f16)
 
-        x, out = f16, None
-        for i, (name, block) in enumerate(self.dec.items()):
+        blocks = list(self.dec.items())
+        encoded = features[::-1]  # from 16x16 up, the decoder's order
+        # Dec_16 never runs on a window: it does not up-sample and costs little.
+        windows = [None, *decoder_windows(mask, [tuple(enc.shape[-2:]) for enc in encoded[1:]])]
+        x, out, covered = f16, None, None  # covered: the window that x and out hold (None: whole maps)
+        for i, ((name, block), enc, window) in enumerate(zip(blocks, encoded, windows, strict=True)):
             prefix = f"dec.{name}."
             layer_noise = {k[len(prefix):]: v for k, v in noise.items() if k.startswith(prefix)}
             if i == 0:
                 x, out = block(x, f16, ws, gs, noise_mode=noise_mode, noise=layer_noise, generator=generator)
-            else:
-                x, out = block(x, out, features[-1 - i], ws, gs, noise_mode=noise_mode, noise=layer_noise,
-                               generator=generator)
-        final = out * (1 - mask) + img * mask
+                continue
+            if window is not None:
+                layer_noise = window_noise(block, layer_noise, window, enc, noise_mode, generator)
+                low = window.halved()
+                x, out, enc = low.crop(x, covered), low.crop(out, covered), window.crop(enc)
+            x, out = block(x, out, enc, ws, gs, noise_mode=noise_mode, noise=layer_noise, generator=generator)
+            covered = window
+        final = composite(out, img, mask, covered)
         return (final, stage1) if return_stage1 else final
 
 

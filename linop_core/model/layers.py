@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from linop_core.model.winograd import conv3x3_winograd, to_channels_last, use_winograd
+
 Activation = Literal["linear", "lrelu"]
 
 LRELU_SLOPE = 0.2
@@ -152,7 +154,7 @@ def upsample2d(x: Tensor, f: Tensor) -> Tensor:
 
 
 def conv2d_resample(x: Tensor, weight: Tensor, f: Tensor, up: int = 1, down: int = 1,
-                    bias: Tensor | None = None, groups: int = 1) -> Tensor:
+                    bias: Tensor | None = None, groups: int = 1, *, any_layout: bool = False) -> Tensor:
     """Convolution with "same" padding and optional FIR x2 up- or down-sampling.
 
     ``bias`` is added last: by the conv itself, or for up-sampling by the blur that follows the transposed conv
@@ -165,23 +167,29 @@ def conv2d_resample(x: Tensor, weight: Tensor, f: Tensor, up: int = 1, down: int
         up, down: 1 or 2 (not both 2).
         bias: (O,) or None.
         groups: grouped conv.
+        any_layout: the caller takes the result in any memory format, which spares the Winograd path its
+            relayout back to the layout of ``x``.
 
     Returns:
         (B, O, H*up/down, W*up/down).
     """
     k = weight.shape[-1]
     fk = f.shape[-1]
-    weight = match_memory_format(weight, x)
     if bias is not None:
         bias = bias.to(x.dtype)
     if up == 1 and down == 1:
-        return F.conv2d(x, weight, bias, padding=k // 2, groups=groups)
+        if use_winograd(x, weight, padding=k // 2, groups=groups):
+            return conv3x3_winograd(x, weight, bias, any_layout=any_layout)
+        return F.conv2d(x, match_memory_format(weight, x), bias, padding=k // 2, groups=groups)
+    # oneDNN's blur and resampling convs run 2-3x slower on NCHW maps (the Winograd path's output) than on
+    # channels-last ones.
+    x = to_channels_last(x)
     if down == 2 and up == 1:
         # Blur with StyleGAN2's padding, then a stride-2 valid conv.
         p0 = k // 2 + (fk - down + 1) // 2
         p1 = k // 2 + (fk - down) // 2
         x = fir_blur(x, f, (p0, p1, p0, p1))
-        return F.conv2d(x, weight, bias, stride=2, groups=groups)
+        return F.conv2d(x, match_memory_format(weight, x), bias, stride=2, groups=groups)
     if up == 2 and down == 1:
         # Stride-2 transposed conv of the flipped kernel (a true convolution of the zero-inserted input),
         # then the blur with gain up**2 = 4 and the padding that brings the size to exactly 2H.
@@ -301,7 +309,8 @@ class ModulatedConv2d(nn.Module):
     Stored weight (1, O, I, k, k); ``affine`` maps the style to per-input-channel scales (bias init 1).
     Two equivalent evaluations: for batch 1 the modulation is folded into the weight (one plain conv); for
     larger batches the input is scaled per sample and the output demodulated per sample, so that the whole
-    batch shares one conv. No bias, no activation.
+    batch shares one conv. No bias, no activation. The result may come back in NCHW even for a channels-last
+    input (the Winograd path's layout); the resampling convs of the next layer take either.
 
     Input x (B, I, H, W), style (B, style_dim) -> (B, O, H*up, W*up).
     """
@@ -332,14 +341,12 @@ class ModulatedConv2d(nn.Module):
         """
         batch = x.shape[0]
         styles = self.affine(style)  # (B, I)
-        w = self.weight[0] * self.weight_gain  # (O, I, k, k)
         if batch == 1:
-            w = w * styles.reshape(1, -1, 1, 1)
-            if self.demodulate:
-                w = w * torch.rsqrt(w.square().sum(dim=[1, 2, 3], keepdim=True) + 1e-8)
-            return conv2d_resample(x, (w * gain).to(x.dtype), self.resample_filter, up=self.up, bias=bias)
+            w = self.sample_weight(styles[0], gain).to(x.dtype)
+            return conv2d_resample(x, w, self.resample_filter, up=self.up, bias=bias, any_layout=True)
+        w = self.weight[0] * self.weight_gain  # (O, I, k, k)
         x = x * styles.to(x.dtype).reshape(batch, -1, 1, 1)
-        x = conv2d_resample(x, w.to(x.dtype), self.resample_filter, up=self.up)
+        x = conv2d_resample(x, w.to(x.dtype), self.resample_filter, up=self.up, any_layout=True)
         if self.demodulate:
             # sum_{i,k} (w[o,i,k] * s[b,i])^2 = (sum_k w[o,i,k]^2) @ s[b,i]^2
             scale = torch.rsqrt(styles.square() @ w.square().sum(dim=[2, 3]).t() + 1e-8) * gain  # (B, O)
@@ -351,6 +358,20 @@ class ModulatedConv2d(nn.Module):
         if bias is None:
             return x * scale
         return torch.addcmul(bias.to(x.dtype).reshape(1, -1, 1, 1), x, scale)
+
+    def sample_weight(self, styles: Tensor, gain: float = 1.0) -> Tensor:
+        """The weight modulated by one sample's ``styles`` (I,), demodulated and times ``gain``: (O, I, k, k).
+
+        The demodulation norm comes from the small (O, I) table of squared kernel sums, so the large weight is
+        read twice and written once.
+        """
+        w = self.weight[0]
+        s = styles * self.weight_gain  # (I,)
+        if self.demodulate:
+            # sum_{i,k} (w[o,i,k] * s[i])^2 = (sum_k w[o,i,k]^2) @ s^2
+            d = torch.rsqrt(w.square().sum(dim=[2, 3]) @ s.square() + 1e-8) * gain  # (O,)
+            return w * (d[:, None] * s[None, :])[:, :, None, None]
+        return w * (s * gain)[None, :, None, None]
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, k={self.kernel_size}, up={self.up}, "
@@ -400,14 +421,18 @@ class StyleConv(nn.Module):
 
     def draw_noise(self, x: Tensor, noise_mode: NoiseMode, generator: torch.Generator | None) -> Tensor | None:
         """Noise for output ``x`` (B, O, H, W): (B, 1, H, W), (H, W) for const, or None for ``none``."""
+        return self.noise_for(x.shape[0], x.shape[-2], x.shape[-1], x.device, noise_mode, generator)
+
+    def noise_for(self, batch: int, height: int, width: int, device: torch.device, noise_mode: NoiseMode,
+                  generator: torch.Generator | None) -> Tensor | None:
+        """Noise for a (batch, O, height, width) output: (B, 1, H, W), (H, W) for const, or None for ``none``."""
         if noise_mode == "none":
             return None
-        height, width = x.shape[-2:]
         if noise_mode == "const" and (height, width) == tuple(self.noise_const.shape):
             return self.noise_const
         if noise_mode not in ("random", "const"):
             raise ValueError(f"unknown noise_mode {noise_mode!r}")
-        return torch.randn((x.shape[0], 1, height, width), generator=generator, device=x.device)
+        return torch.randn((batch, 1, height, width), generator=generator, device=device)
 
 
 class ToRGB(nn.Module):
