@@ -18,7 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 from torchvision.models import densenet121
 
 from linop_core.errors import ModelError
@@ -105,14 +105,18 @@ def fit_cell_classifier(
     progress: Progress | None = None,
 ) -> list[dict[str, float]]:
     """Train in place for ``settings.epochs``; the weights with the lowest validation loss are loaded back."""
+    n_epoch = settings.samples_per_epoch or len(dataset)
+    order: dict[str, Any] = {"shuffle": True, "generator": generator}
+    if settings.samples_per_epoch is not None:
+        # Without replacement: whole passes in fresh orders (then part of one) when an epoch outgrows the set.
+        order = {"sampler": RandomSampler(dataset, num_samples=n_epoch, generator=generator)}
     loader = DataLoader(
         dataset,
         batch_size=settings.batch_size,
-        shuffle=True,
-        generator=generator,
         num_workers=settings.num_workers,
-        drop_last=len(dataset) > settings.batch_size,  # BatchNorm needs more than one sample
+        drop_last=n_epoch > settings.batch_size,  # BatchNorm needs more than one sample
         persistent_workers=settings.num_workers > 0,
+        **order,
     )
     recipe = ClassifierRecipe(epochs=settings.epochs, lr=settings.lr, schedule=LrSchedule.PLATEAU,
                               weight_decay=settings.weight_decay, plateau_patience=settings.plateau_patience,
@@ -131,12 +135,14 @@ def run_classify_cell(
     portion: float,
     synthetic_share: float | str,
     seed: int,
+    source: str = "",
     settings: ClassifyTrainSettings,
     device: torch.device,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Train and test one (portion, synthetic share, seed) cell; returns its JSON-ready result."""
-    cell = cell_training_set(data, portion, synthetic_share, seed)
+    """Train and test one (portion, synthetic share, seed) cell on synthetic set ``source``; returns its
+    JSON-ready result."""
+    cell = cell_training_set(data, portion, synthetic_share, seed, source)
     generator = torch.Generator().manual_seed(seed)
     started = time.monotonic()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
