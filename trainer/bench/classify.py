@@ -95,6 +95,23 @@ def auroc_or_nan(probs: torch.Tensor, labels: torch.Tensor) -> float:
     return macro_auroc(probs, labels)
 
 
+def training_loader(dataset: Dataset, settings: ClassifyTrainSettings, generator: torch.Generator) -> DataLoader:
+    """Shuffled training batches: one pass per epoch, or ``settings.samples_per_epoch`` images per epoch."""
+    n_epoch = settings.samples_per_epoch or len(dataset)
+    order: dict[str, Any] = {"shuffle": True, "generator": generator}
+    if settings.samples_per_epoch is not None:
+        # Without replacement: whole passes in fresh orders (then part of one) when an epoch outgrows the set.
+        order = {"sampler": RandomSampler(dataset, num_samples=n_epoch, generator=generator)}
+    return DataLoader(
+        dataset,
+        batch_size=settings.batch_size,
+        num_workers=settings.num_workers,
+        drop_last=n_epoch > settings.batch_size,  # BatchNorm needs more than one sample
+        persistent_workers=settings.num_workers > 0,
+        **order,
+    )
+
+
 def fit_cell_classifier(
     model: nn.Module,
     dataset: Dataset,
@@ -105,19 +122,7 @@ def fit_cell_classifier(
     progress: Progress | None = None,
 ) -> list[dict[str, float]]:
     """Train in place for ``settings.epochs``; the weights with the lowest validation loss are loaded back."""
-    n_epoch = settings.samples_per_epoch or len(dataset)
-    order: dict[str, Any] = {"shuffle": True, "generator": generator}
-    if settings.samples_per_epoch is not None:
-        # Without replacement: whole passes in fresh orders (then part of one) when an epoch outgrows the set.
-        order = {"sampler": RandomSampler(dataset, num_samples=n_epoch, generator=generator)}
-    loader = DataLoader(
-        dataset,
-        batch_size=settings.batch_size,
-        num_workers=settings.num_workers,
-        drop_last=n_epoch > settings.batch_size,  # BatchNorm needs more than one sample
-        persistent_workers=settings.num_workers > 0,
-        **order,
-    )
+    loader = training_loader(dataset, settings, generator)
     recipe = ClassifierRecipe(epochs=settings.epochs, lr=settings.lr, schedule=LrSchedule.PLATEAU,
                               weight_decay=settings.weight_decay, plateau_patience=settings.plateau_patience,
                               hflip=settings.hflip)  # fmt: skip
