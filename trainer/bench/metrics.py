@@ -21,6 +21,10 @@ import torch
 from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC
 from torchmetrics.detection import MeanAveragePrecision
 
+# Each torchrun process scores its own cells: torchmetrics must not gather (and pool) the other ranks' states,
+# which it does by default whenever torch.distributed is initialised (and which stalls when ranks diverge).
+_LOCAL = {"sync_on_compute": False, "dist_sync_on_step": False}
+
 Detection = dict[str, torch.Tensor]  # {"boxes": (N,4) xyxy, "scores": (N,), "labels": (N,)}
 Target = dict[str, torch.Tensor]  # {"boxes": (M,4) xyxy, "labels": (M,)}
 
@@ -28,7 +32,7 @@ Target = dict[str, torch.Tensor]  # {"boxes": (M,4) xyxy, "labels": (M,)}
 def map50(predictions: Sequence[Detection], targets: Sequence[Target]) -> float:
     """COCO-style AP at IoU 0.5, averaged over the classes present (one class, Mass: AP@50 of Mass)."""
     metric = MeanAveragePrecision(
-        box_format="xyxy", iou_type="bbox", iou_thresholds=[0.5], backend="pycocotools"
+        box_format="xyxy", iou_type="bbox", iou_thresholds=[0.5], backend="pycocotools", **_LOCAL
     )
     metric.update([_as_cpu(p) for p in predictions], [_as_cpu(t) for t in targets])
     return float(metric.compute()["map_50"])
@@ -36,12 +40,12 @@ def map50(predictions: Sequence[Detection], targets: Sequence[Target]) -> float:
 
 def accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:
     """Top-1 accuracy over all samples (micro). probs: (N, K) rows summing to 1; labels: (N,) in 0..K-1."""
-    return float(MulticlassAccuracy(num_classes=probs.shape[1], average="micro")(probs, labels))
+    return float(MulticlassAccuracy(num_classes=probs.shape[1], average="micro", **_LOCAL)(probs, labels))
 
 
 def macro_auroc(probs: torch.Tensor, labels: torch.Tensor) -> float:
     """Macro average of the K one-vs-rest AUROCs."""
-    return float(MulticlassAUROC(num_classes=probs.shape[1], average="macro")(probs, labels))
+    return float(MulticlassAUROC(num_classes=probs.shape[1], average="macro", **_LOCAL)(probs, labels))
 
 
 @dataclass(frozen=True)
