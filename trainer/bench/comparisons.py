@@ -114,8 +114,9 @@ def compare_rows(records: Sequence[dict[str, Any]], metric: str, *, n_boot: int,
         seeds = sorted(set(rows[ref_key]) & set(rows[cand_key]))
         ref = [rows[ref_key][s] for s in seeds]
         cand = [rows[cand_key][s] for s in seeds]
-        if not seeds or n_boot <= 0 or any(r["result"]["test"]["ids"] != ref[0]["result"]["test"]["ids"]
-                                          for r in ref + cand):  # fmt: skip
+        if not seeds or n_boot <= 0 or n_test_items(ref[0]) < 2:
+            continue  # nothing to resample
+        if any(r["result"]["test"]["ids"] != ref[0]["result"]["test"]["ids"] for r in ref + cand):
             continue  # not paired: different test images
         ref_scores, cand_scores = seed_scorers(ref, metric), seed_scorers(cand, metric)
         n_items = n_test_items(ref[0])
