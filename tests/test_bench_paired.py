@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from trainer.bench.classify import auroc_or_nan
 from trainer.bench.comparisons import compare_rows
-from trainer.bench.metrics import Ap50Scorer, map50
+from trainer.bench.metrics import Ap50Scorer, ClassScorer, accuracy, map50
 from trainer.bench.paired import bootstrap_rows, paired_difference
 
 
@@ -99,6 +100,23 @@ def test_ap50_scorer_equals_torchmetrics_on_the_set_and_on_resamples() -> None:
         assert scorer(items) == pytest.approx(expected, abs=1e-6)
     normals = np.array([0, 3, 6])  # no mass on these images: AP is undefined
     assert np.isnan(scorer(normals))
+
+
+def test_class_scorer_equals_torchmetrics_on_the_set_and_on_resamples() -> None:
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(60) % 4
+    logits = torch.randn(60, 4, generator=g) + 1.5 * torch.nn.functional.one_hot(labels, 4)
+    probs = logits.softmax(1)
+    probs[:10] = torch.full((4,), 0.25)  # ties: equal scores count half in the AUROC
+    auroc, acc = ClassScorer(probs, labels, "auroc"), ClassScorer(probs, labels, "accuracy")
+    rng = np.random.default_rng(0)
+    for items in [np.arange(60), *(rng.integers(0, 60, 60) for _ in range(4))]:
+        index = torch.from_numpy(items)
+        assert auroc(items) == pytest.approx(auroc_or_nan(probs[index], labels[index]), abs=1e-6)
+        assert acc(items) == pytest.approx(accuracy(probs[index], labels[index]), abs=1e-6)
+    assert np.isnan(auroc(np.array([0, 4, 8])))  # one class only: undefined
+    with pytest.raises(ValueError, match="metric"):
+        ClassScorer(probs, labels, "f1")
 
 
 def _detect_record(source: str, share: float, seed: int, preds: list[dict], targets: list[dict]) -> dict[str, Any]:

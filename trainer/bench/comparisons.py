@@ -17,10 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
-from trainer.bench.metrics import Ap50Scorer, Interval, accuracy
+from trainer.bench.metrics import Ap50Scorer, ClassScorer, Interval
 from trainer.bench.paired import ItemScore, PairedDifference, bootstrap_rows, difference_of
 
 RowKey = tuple[float, float | str, str]  # (portion, synthetic share, source)
@@ -41,23 +40,10 @@ def seed_scorers(records: Sequence[dict[str, Any]], metric: str) -> list[ItemSco
 
             scorers.append(Ap50Scorer(*detections_from_json(test)))
             continue
-        from trainer.bench.classify import auroc_or_nan
-
         probs = torch.tensor(test["probs"], dtype=torch.float32).reshape(-1, 4)
         labels = torch.tensor(test["labels"], dtype=torch.int64)
-        scorers.append(_ClassScore(probs, labels, accuracy if metric == "accuracy" else auroc_or_nan))
+        scorers.append(ClassScorer(probs, labels, metric))
     return scorers
-
-
-@dataclass(frozen=True)
-class _ClassScore:
-    probs: torch.Tensor
-    labels: torch.Tensor
-    score: Any
-
-    def __call__(self, items: np.ndarray) -> float:
-        index = torch.from_numpy(np.asarray(items, dtype=np.int64))
-        return float(self.score(self.probs[index], self.labels[index]))
 
 
 def n_test_items(record: dict[str, Any]) -> int:

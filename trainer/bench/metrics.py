@@ -6,7 +6,8 @@
 - Accuracy and macro one-vs-rest AUROC for the 4-class CXR task: torchmetrics' multiclass metrics.
 - :class:`Ap50Scorer`: the same AP@50 on any resample of the test images, fast enough for a thousand
   bootstrap resamples (pycocotools matches the detections once; only the precision-recall accumulation is
-  repeated per resample).
+  repeated per resample). :class:`ClassScorer` does the same for accuracy and macro AUROC (each resample
+  weighs the images by how often it drew them; torchmetrics would take ~2 ms a call, 100 times longer).
 """
 
 from __future__ import annotations
@@ -118,6 +119,46 @@ class Ap50Scorer:
         at = np.searchsorted(recall, COCO_RECALL_THRESHOLDS, side="left")
         interpolated = np.where(at < len(precision), precision[np.minimum(at, len(precision) - 1)], 0.0)
         return float(interpolated.mean()) if len(precision) else 0.0
+
+
+class ClassScorer:
+    """Top-1 accuracy or macro one-vs-rest AUROC on a multiset of test images, equal to :func:`accuracy` /
+    :func:`macro_auroc` on that resample (NaN AUROC when a class has no positive or no negative).
+
+    The AUROC of class k is the Mann-Whitney statistic: the share of (positive, negative) pairs, each weighted
+    by how often the resample drew its two images, in which the positive scores higher (ties count half).
+    """
+
+    def __init__(self, probs: torch.Tensor, labels: torch.Tensor, metric: str) -> None:
+        if metric not in ("accuracy", "auroc"):
+            raise ValueError(f"metric must be 'accuracy' or 'auroc', got {metric!r}")
+        self.metric = metric
+        scores = probs.detach().cpu().double().numpy()
+        self.labels = labels.detach().cpu().numpy().astype(np.int64)
+        self.n_items, self.n_classes = scores.shape
+        self.correct = scores.argmax(axis=1) == self.labels
+        # per class: tie groups of equal scores in ascending order, and each image's group
+        self.groups = []
+        for k in range(self.n_classes):
+            unique, group = np.unique(scores[:, k], return_inverse=True)
+            self.groups.append((len(unique), group))
+
+    def __call__(self, items: np.ndarray) -> float:
+        counts = np.bincount(np.asarray(items, dtype=np.int64), minlength=self.n_items).astype(np.float64)
+        if self.metric == "accuracy":
+            return float(counts @ self.correct / counts.sum())
+        aucs = []
+        for k, (n_groups, group) in enumerate(self.groups):
+            positive = self.labels == k
+            pos_w, neg_w = counts * positive, counts * ~positive
+            n_pos, n_neg = pos_w.sum(), neg_w.sum()
+            if n_pos == 0 or n_neg == 0:
+                return float("nan")
+            neg_in_group = np.bincount(group, weights=neg_w, minlength=n_groups)
+            below = np.cumsum(neg_in_group) - neg_in_group  # negatives scoring lower than each group
+            wins = below[group] + 0.5 * neg_in_group[group]
+            aucs.append(float(pos_w @ wins) / (n_pos * n_neg))
+        return float(np.mean(aucs))
 
 
 def _coco_matches(predictions: Sequence[Detection], targets: Sequence[Target]
