@@ -148,9 +148,9 @@ def test_comparisons_pair_each_augmented_row_with_its_baseline_and_the_first_sou
     comparisons = compare_rows(records, "map50", n_boot=100, level=0.95, seed=0)
     pairs = {(c.reference, c.candidate): c for c in comparisons}
     assert set(pairs) == {((1.0, 0.0, ""), (1.0, 1.0, "mat")), ((1.0, 0.0, ""), (1.0, 1.0, "copy-paste")),
-                          ((1.0, 1.0, "mat"), (1.0, 1.0, "copy-paste"))}
+                          ((1.0, 1.0, "copy-paste"), (1.0, 1.0, "mat"))}
     mat_gain = pairs[((1.0, 0.0, ""), (1.0, 1.0, "mat"))].result
     assert mat_gain.candidate.value == pytest.approx(1.0) and mat_gain.excludes_zero and mat_gain.verdict == "higher"
     control = pairs[((1.0, 0.0, ""), (1.0, 1.0, "copy-paste"))].result
     assert control.difference.value == 0.0 and not control.excludes_zero
-    assert pairs[((1.0, 1.0, "mat"), (1.0, 1.0, "copy-paste"))].result.verdict == "lower"
+    assert pairs[((1.0, 1.0, "copy-paste"), (1.0, 1.0, "mat"))].result.verdict == "higher"  # MAT - control

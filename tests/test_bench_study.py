@@ -40,7 +40,7 @@ def test_study_preset_compares_three_matched_sets_and_reports_every_cell(tmp_pat
         portion = 1.0 if task == "detect" else 0.25
         share = 1.0 if task == "detect" else "all"
         assert ((portion, 0.0, ""), (portion, share, "mat")) in pairs
-        assert ((portion, share, "mat"), (portion, share, "copy-paste")) in pairs
+        assert ((portion, share, "copy-paste"), (portion, share, "mat")) in pairs
         assert all("cpu_seconds" in c and "load_average" in c for c in results["cells"])
     path = write_study_report(tmp_path, runs, total_seconds=2.0, command="linop-bench phantom --preset study")
     text = path.read_text()

@@ -8,7 +8,8 @@ Comparisons made for every real portion:
 
 - each augmented row against the baseline (share 0) of its portion: does augmentation help at all;
 - when the grid has several synthetic sources, the first source (the method under test, e.g. ``mat``)
-  against each other source (the controls) at the same share: does it beat the simple alternatives.
+  against each other source (the controls) at the same share, as ``first - control``: does it beat the
+  simple alternatives.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def compare_rows(records: Sequence[dict[str, Any]], metric: str, *, n_boot: int,
         for key in rows:
             portion, share, source = key
             if share != 0 and source == first:
-                pairs += [(key, (portion, share, other)) for other in sources[1:] if (portion, share, other) in rows]
+                pairs += [((portion, share, other), key) for other in sources[1:] if (portion, share, other) in rows]
     out = []
     for k, (ref_key, cand_key) in enumerate(pairs):
         seeds = sorted(set(rows[ref_key]) & set(rows[cand_key]))

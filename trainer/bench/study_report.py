@@ -45,6 +45,28 @@ def _verdict(c: dict[str, Any]) -> str:
     return "no difference shown (interval includes 0)"
 
 
+def _kind(c: dict[str, Any]) -> str:
+    return "higher" if c["ci_low"] > 0 else "lower" if c["ci_high"] < 0 else "no difference shown"
+
+
+def tally(task: str, results: dict[str, Any]) -> list[str]:
+    """One line per (candidate source, reference) pairing of the main metric: how many rows came out higher,
+    lower, or without a difference shown."""
+    metric = "map50" if task == "detect" else "auroc"
+    groups: dict[tuple[str, str], list[str]] = {}
+    for c in results.get("comparisons", []):
+        if c["metric"] != metric:
+            continue
+        cand = SOURCE_TITLES[task].get(c["candidate"][2], c["candidate"][2])
+        ref = "baseline" if c["reference"][1] == 0 else SOURCE_TITLES[task].get(c["reference"][2], "")
+        groups.setdefault((cand, ref), []).append(_kind(c))
+    lines = []
+    for (cand, ref), kinds in groups.items():
+        counts = ", ".join(f"{kinds.count(k)} {k}" for k in ("higher", "lower", "no difference shown") if k in kinds)
+        lines.append(f"- **{cand} vs {ref}** ({METRIC_NAMES[metric]}, {len(kinds)} row(s)): {counts}.")
+    return lines
+
+
 def findings(task: str, results: dict[str, Any]) -> list[str]:
     """Plain sentences, one per comparison, from a task's ``results.json``."""
     lines = []
@@ -134,7 +156,7 @@ def write_study_report(out: Path, runs: dict[str, dict[str, Any]], *, total_seco
         "",
     ]
     for task in runs:
-        lines += [f"### {TITLES[task]}", "", *findings(task, results[task]), ""]
+        lines += [f"### {TITLES[task]}", "", *tally(task, results[task]), "", *findings(task, results[task]), ""]
     lines += ["## How this differs from the paper's setting", ""]
     for task in runs:
         lines += _paper_differences(task, results[task]["config"], results[task]["facts"])
