@@ -92,3 +92,48 @@ def test_config_is_strict_and_overridable() -> None:
     # The digest ignores the grid (adding seeds resumes) but not the recipe.
     assert apply_overrides(config, ["grid.seeds=[5]"]).digest() == config.digest()
     assert apply_overrides(config, ["train.lr=0.5"]).digest() != config.digest()
+
+
+def test_several_synthetic_sets_share_one_baseline_and_cells_can_be_picked() -> None:
+    cells = grid.grid_cells([1.0, 0.5], [0.0, 1.0], [0, 1], sources=["mat", "copy-paste"])
+    assert len(cells) == 2 * 2 * (1 + 2)  # seeds x portions x (one baseline + one cell per set)
+    baselines = [c for c in cells if c.synthetic == 0]
+    assert {c.source for c in baselines} == {""} and baselines[0].key == "real100_syn0_seed0"
+    assert {c.key for c in cells if c.portion == 0.5 and c.seed == 1} == {
+        "real50_syn0_seed1", "real50_syn100-mat_seed1", "real50_syn100-copy-paste_seed1"}
+    assert cells[: len(cells) // 2] == [c for c in cells if c.seed == 0]  # seed-major, as before
+    picked = grid.select_cells(cells, ["real50_syn100-mat_seed1", "real100_syn0_seed0"])
+    assert [c.key for c in picked] == ["real50_syn100-mat_seed1", "real100_syn0_seed0"]
+    assert grid.select_cells(cells, []) == cells
+    with pytest.raises(LinopError, match="no cell 'real50_syn100-mat_seed9'.*real100_syn0_seed0"):
+        grid.select_cells(cells, ["real50_syn100-mat_seed9"])
+
+
+def test_study_configs_load_and_name_their_synthetic_sets() -> None:
+    detect = load_config("phantom-study-detect")
+    classify = load_config("phantom-study-classify")
+    for config in (detect, classify):
+        assert config.phantom is not None and config.phantom.sources == ["mat", "biharmonic", "copy-paste"]
+        assert len(config.grid.seeds) >= 3
+    assert detect.train.model["backbone"] == "resnet18" and classify.train.samples_per_epoch == 128
+    with pytest.raises(ConfigError, match="phantom.sources"):
+        apply_overrides(detect, ["phantom.sources=[mat, gan]"])
+    with pytest.raises(ConfigError, match="not both"):
+        apply_overrides(detect, ["data.synthetic=a.h5", "data.synthetic_sets={mat: b.h5}"])
+
+
+def test_a_fixed_epoch_size_gives_every_cell_the_same_steps() -> None:
+    import torch
+
+    from trainer.bench.classify import training_loader
+    from trainer.bench.config import ClassifyTrainSettings
+
+    fixed = ClassifyTrainSettings(batch_size=4, samples_per_epoch=12, num_workers=0)
+    for size in (5, 40):  # an eighth of the data or all of it: three batches of four either way
+        batches = list(training_loader(list(range(size)), fixed, torch.Generator().manual_seed(0)))
+        assert [len(b) for b in batches] == [4, 4, 4]
+        seen = torch.cat(batches).tolist()
+        assert len(set(seen)) == min(size, 12)  # whole passes without repeats before any image comes back
+    one_pass = ClassifyTrainSettings(batch_size=4, num_workers=0)  # CheXNet: one pass per epoch, drop_last
+    batches = list(training_loader(list(range(10)), one_pass, torch.Generator().manual_seed(0)))
+    assert [len(b) for b in batches] == [4, 4] and len(set(torch.cat(batches).tolist())) == 8

@@ -100,3 +100,40 @@ def test_study_level_split_never_shares_a_study(seed: int) -> None:
 def test_image_level_split_has_exact_fractions() -> None:
     split = random_split([f"s{i // 4}" for i in range(100)], seed=3, level="image")
     assert (len(split.train), len(split.val), len(split.test)) == (80, 10, 10)
+
+
+def _score_in_rank(rank: int, port: int, queue: object) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        truth = [_gt([[10, 10, 40, 40]])]
+        guess = [_det([[10, 10, 40, 40]], [0.9])] if rank == 0 else [_det([[60, 60, 90, 90]], [0.9])]
+        labels = torch.tensor([0, 1, 2, 3])
+        probs = torch.eye(4) if rank == 0 else torch.eye(4).roll(1, dims=1)
+        queue.put((rank, map50(guess, truth), accuracy(probs, labels)))  # type: ignore[attr-defined]
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_metrics_of_one_torchrun_process_are_not_pooled_with_the_others() -> None:
+    """Under torchrun each rank scores its own cells; torchmetrics must not gather the other rank's states."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    context = mp.get_context("spawn")
+    queue = context.Queue()
+    procs = [context.Process(target=_score_in_rank, args=(rank, port, queue)) for rank in (0, 1)]
+    for proc in procs:
+        proc.start()
+    results = dict((rank, (ap, acc)) for rank, ap, acc in (queue.get(timeout=120) for _ in procs))
+    for proc in procs:
+        proc.join(timeout=60)
+    assert results[0] == (pytest.approx(1.0), pytest.approx(1.0))  # pooled, both would read 0.5
+    assert results[1] == (pytest.approx(0.0), pytest.approx(0.0))

@@ -115,3 +115,24 @@ def test_postprocess_thresholds_and_suppresses_duplicates() -> None:
     det = heads._postprocess(boxes, probs)
     assert det["boxes"].tolist() == [[0, 0, 10, 10]]
     assert det["scores"].tolist() == pytest.approx([0.9])
+
+
+def test_light_backbones_keep_torchvisions_resnet_fpn_layout() -> None:
+    from torch import nn
+    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+
+    from trainer.bench.cascade_rcnn import Backbone, _resnet_fpn, cascade_rcnn_fpn
+
+    # ResNet-50 at the default width is torchvision's resnet_fpn_backbone, parameter for parameter
+    ours = _resnet_fpn(CascadeConfig(), pretrained=False)
+    theirs = resnet_fpn_backbone(backbone_name="resnet50", weights=None, norm_layer=nn.BatchNorm2d, trainable_layers=5)
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+    light = CascadeConfig(**{**SMALL.__dict__, "backbone": "resnet18", "fpn_channels": 32, "roi_sampling_ratio": 2})
+    assert light.backbone is Backbone.RESNET18
+    model = cascade_rcnn_fpn(light).eval()
+    assert model.backbone.out_channels == 32 and model.roi_heads.box_roi_pool.sampling_ratio == 2
+    with torch.no_grad():
+        out = model([torch.rand(3, 128, 96)])
+    assert set(out[0]) == {"boxes", "scores", "labels"}
+    with pytest.raises(ValueError):
+        CascadeConfig(backbone="vgg16")

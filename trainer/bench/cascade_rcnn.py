@@ -3,8 +3,8 @@
 torchvision has no Cascade R-CNN and mmdetection does not install here, so the cascade RoI heads are written
 on torchvision primitives (``MultiScaleRoIAlign``, ``BoxCoder``, ``Matcher``,
 ``BalancedPositiveNegativeSampler``, ``batched_nms``) and plugged into torchvision's ``GeneralizedRCNN``
-with its ResNet-50 FPN backbone, RPN and transform. Settings follow mmdetection's ``cascade-rcnn_r50_fpn``
-reference config:
+with a ResNet FPN backbone (ResNet-50 by default; ResNet-18/34 and narrower FPNs for small machines), RPN and
+transform. Settings follow mmdetection's ``cascade-rcnn_r50_fpn`` reference config:
 
 - three stages, IoU thresholds 0.5 / 0.6 / 0.7 (no low-quality matches), 512 RoIs per image, 25 % positives,
   ground-truth boxes added to the proposals while training;
@@ -18,26 +18,52 @@ reference config:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchvision.models import ResNet18_Weights, ResNet34_Weights, ResNet50_Weights, WeightsEnum, resnet
 from torchvision.models.detection import _utils as det_utils
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import TwoMLPHead
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import MultiScaleRoIAlign, batched_nms, box_iou, clip_boxes_to_image, remove_small_boxes
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from torchvision.ops.misc import FrozenBatchNorm2d
+
+
+class Backbone(StrEnum):
+    """The ResNet under the FPN. ResNet-50 is the paper's (mmdetection's reference); the lighter ones let a
+    small CPU train the same cascade heads."""
+
+    RESNET18 = "resnet18"
+    RESNET34 = "resnet34"
+    RESNET50 = "resnet50"
+
+    @property
+    def imagenet_weights(self) -> WeightsEnum:
+        return {Backbone.RESNET18: ResNet18_Weights.IMAGENET1K_V1, Backbone.RESNET34: ResNet34_Weights.IMAGENET1K_V1,
+                Backbone.RESNET50: ResNet50_Weights.IMAGENET1K_V1}[self]  # fmt: skip
+
+    @property
+    def title(self) -> str:
+        return {Backbone.RESNET18: "ResNet-18", Backbone.RESNET34: "ResNet-34", Backbone.RESNET50: "ResNet-50"}[self]
 
 
 @dataclass(frozen=True)
 class CascadeConfig:
     """Hyper-parameters of the detector; defaults are mmdetection's cascade-rcnn_r50_fpn."""
 
+    backbone: Backbone = Backbone.RESNET50
+    fpn_channels: int = 256  # FPN output width (RPN and RoI heads run on it)
+    # RoIAlign sampling points per bin side; 0 is adaptive (mmdetection), 2 is torchvision's Faster R-CNN.
+    # On CPU the adaptive setting makes RoIAlign's backward the slowest op of a step (large random-init RoIs).
+    roi_sampling_ratio: int = 0
     num_classes: int = 1  # foreground classes (Mass); background is added internally
     stage_iou: tuple[float, ...] = (0.5, 0.6, 0.7)
     stage_box_weights: tuple[tuple[float, float, float, float], ...] = (
@@ -68,6 +94,9 @@ class CascadeConfig:
     trainable_backbone_layers: int = 3
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "backbone", Backbone(self.backbone))  # frozen: normalise text to the enum
+        if self.fpn_channels < 8 or self.roi_sampling_ratio < 0:
+            raise ValueError("fpn_channels must be >= 8 and roi_sampling_ratio >= 0")
         n = len(self.stage_iou)
         if not (len(self.stage_box_weights) == n == len(self.stage_loss_weights)):
             raise ValueError("stage_iou, stage_box_weights and stage_loss_weights need one entry per stage")
@@ -101,7 +130,7 @@ class CascadeRoIHeads(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.box_roi_pool = MultiScaleRoIAlign(
-            featmap_names=["0", "1", "2", "3"], output_size=7, sampling_ratio=0
+            featmap_names=["0", "1", "2", "3"], output_size=7, sampling_ratio=cfg.roi_sampling_ratio
         )
         in_features = out_channels * 7 * 7
         self.stages = nn.ModuleList(
@@ -228,7 +257,7 @@ class CascadeRoIHeads(nn.Module):
 
 
 class CascadeRCNN(GeneralizedRCNN):
-    """Cascade R-CNN with a ResNet-50 FPN backbone.
+    """Cascade R-CNN with a ResNet FPN backbone.
 
     Input: a list of (3, H, W) float tensors in [0, 1] (gray images replicated to 3 channels) and, when
     training, targets ``{"boxes": (N, 4) xyxy float, "labels": (N,) int64 in 1..K}`` (N may be 0 for a
@@ -259,24 +288,39 @@ class CascadeRCNN(GeneralizedRCNN):
         self.cfg = cfg
 
 
-def cascade_rcnn_resnet50_fpn(
-    cfg: CascadeConfig | None = None, *, backbone_weights: Path | None = None
-) -> CascadeRCNN:
-    """Builds the detector.
+def _resnet_fpn(cfg: CascadeConfig, pretrained: bool) -> BackboneWithFPN:
+    """torchvision's ``resnet_fpn_backbone`` (layers 1-4 into the FPN, a max-pool level on top), with the FPN
+    width ``cfg.fpn_channels`` instead of its fixed 256."""
+    norm = FrozenBatchNorm2d if pretrained else nn.BatchNorm2d
+    body = getattr(resnet, str(cfg.backbone))(weights=None, norm_layer=norm)
+    trainable = cfg.trainable_backbone_layers if pretrained else 5
+    train_names = ["layer4", "layer3", "layer2", "layer1", "conv1"][:trainable]
+    if trainable == 5:
+        train_names.append("bn1")
+    for name, parameter in body.named_parameters():
+        if all(not name.startswith(layer) for layer in train_names):
+            parameter.requires_grad_(False)
+    stage_width = body.inplanes // 8  # layer1's output width: 64 (basic blocks) or 256 (bottlenecks)
+    return BackboneWithFPN(
+        body,
+        return_layers={f"layer{k}": str(k - 1) for k in range(1, 5)},
+        in_channels_list=[stage_width * 2**k for k in range(4)],
+        out_channels=cfg.fpn_channels,
+        extra_blocks=LastLevelMaxPool(),
+    )
 
-    ``backbone_weights``: a local ResNet-50 ImageNet state dict (for example torchvision's cached
+
+def cascade_rcnn_fpn(cfg: CascadeConfig | None = None, *, backbone_weights: Path | None = None) -> CascadeRCNN:
+    """Builds the detector on ``cfg.backbone``.
+
+    ``backbone_weights``: a local ImageNet state dict of that ResNet (for example torchvision's cached
     ``resnet50-0676ba61.pth``, see :func:`linop_core.weights.torchvision_weights_file`). With weights the
     batch norms are frozen and only the top ``trainable_backbone_layers`` train, as in torchvision; without
     them (random init) every layer trains with ordinary batch norm.
     """
     cfg = cfg or CascadeConfig()
     pretrained = backbone_weights is not None
-    backbone = resnet_fpn_backbone(
-        backbone_name="resnet50",
-        weights=None,
-        norm_layer=FrozenBatchNorm2d if pretrained else nn.BatchNorm2d,
-        trainable_layers=cfg.trainable_backbone_layers if pretrained else 5,
-    )
+    backbone = _resnet_fpn(cfg, pretrained)
     if pretrained:
         state = torch.load(backbone_weights, map_location="cpu", weights_only=True)
         missing, unexpected = backbone.body.load_state_dict(state, strict=False)
@@ -284,5 +328,15 @@ def cascade_rcnn_resnet50_fpn(
         if missing or any(not k.startswith("fc.") for k in unexpected):
             from linop_core.errors import ModelError
 
-            raise ModelError(backbone_weights, f"not a ResNet-50 state dict (missing {missing[:3]}...)")
+            raise ModelError(backbone_weights, f"not a {cfg.backbone.title} state dict (missing {missing[:3]}...)")
     return CascadeRCNN(backbone, cfg)
+
+
+def cascade_rcnn_resnet50_fpn(
+    cfg: CascadeConfig | None = None, *, backbone_weights: Path | None = None
+) -> CascadeRCNN:
+    """The paper's detector: :func:`cascade_rcnn_fpn` on ResNet-50 (whatever ``cfg.backbone`` says)."""
+    from dataclasses import replace
+
+    return cascade_rcnn_fpn(replace(cfg or CascadeConfig(), backbone=Backbone.RESNET50),
+                            backbone_weights=backbone_weights)  # fmt: skip

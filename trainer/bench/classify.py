@@ -18,7 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 from torchvision.models import densenet121
 
 from linop_core.errors import ModelError
@@ -95,6 +95,23 @@ def auroc_or_nan(probs: torch.Tensor, labels: torch.Tensor) -> float:
     return macro_auroc(probs, labels)
 
 
+def training_loader(dataset: Dataset, settings: ClassifyTrainSettings, generator: torch.Generator) -> DataLoader:
+    """Shuffled training batches: one pass per epoch, or ``settings.samples_per_epoch`` images per epoch."""
+    n_epoch = settings.samples_per_epoch or len(dataset)
+    order: dict[str, Any] = {"shuffle": True, "generator": generator}
+    if settings.samples_per_epoch is not None:
+        # Without replacement: whole passes in fresh orders (then part of one) when an epoch outgrows the set.
+        order = {"sampler": RandomSampler(dataset, num_samples=n_epoch, generator=generator)}
+    return DataLoader(
+        dataset,
+        batch_size=settings.batch_size,
+        num_workers=settings.num_workers,
+        drop_last=n_epoch > settings.batch_size,  # BatchNorm needs more than one sample
+        persistent_workers=settings.num_workers > 0,
+        **order,
+    )
+
+
 def fit_cell_classifier(
     model: nn.Module,
     dataset: Dataset,
@@ -105,15 +122,7 @@ def fit_cell_classifier(
     progress: Progress | None = None,
 ) -> list[dict[str, float]]:
     """Train in place for ``settings.epochs``; the weights with the lowest validation loss are loaded back."""
-    loader = DataLoader(
-        dataset,
-        batch_size=settings.batch_size,
-        shuffle=True,
-        generator=generator,
-        num_workers=settings.num_workers,
-        drop_last=len(dataset) > settings.batch_size,  # BatchNorm needs more than one sample
-        persistent_workers=settings.num_workers > 0,
-    )
+    loader = training_loader(dataset, settings, generator)
     recipe = ClassifierRecipe(epochs=settings.epochs, lr=settings.lr, schedule=LrSchedule.PLATEAU,
                               weight_decay=settings.weight_decay, plateau_patience=settings.plateau_patience,
                               hflip=settings.hflip)  # fmt: skip
@@ -131,12 +140,14 @@ def run_classify_cell(
     portion: float,
     synthetic_share: float | str,
     seed: int,
+    source: str = "",
     settings: ClassifyTrainSettings,
     device: torch.device,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Train and test one (portion, synthetic share, seed) cell; returns its JSON-ready result."""
-    cell = cell_training_set(data, portion, synthetic_share, seed)
+    """Train and test one (portion, synthetic share, seed) cell on synthetic set ``source``; returns its
+    JSON-ready result."""
+    cell = cell_training_set(data, portion, synthetic_share, seed, source)
     generator = torch.Generator().manual_seed(seed)
     started = time.monotonic()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):

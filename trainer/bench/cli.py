@@ -4,10 +4,16 @@
     linop-bench classify --config CONFIG.yaml [--set k=v ...] [--out DIR] [--nproc N] [--device D]
     linop-bench detect|classify --preset phantom [--out DIR]     # phantom data -> linop-export -> grid
     linop-bench phantom [--out DIR]                              # both phantom chains, one combined report
+    linop-bench phantom --preset study [--nproc 2] [--out DIR]   # the phantom study: power, controls, pairs
 
 ``--config`` takes a YAML file or a shipped name (detect, classify, phantom-detect, phantom-classify).
-Finished cells are kept in ``OUT/cells/``; running the same command again resumes. ``--nproc N`` runs N
-processes through ``torchrun`` (one GPU each), each training a share of the cells.
+Finished cells are kept in ``OUT/cells/``; running the same command again resumes; ``--only KEY`` runs just
+the named cell(s). ``--nproc N`` runs N processes through ``torchrun`` (one GPU, or one CPU core, each), each
+training a share of the cells.
+
+Presets: ``phantom`` is the fast end-to-end smoke run (tiny grids, one MAT synthetic set); ``study`` is the
+phantom study of Tables 1 and 2 with enough test images and seeds to see an effect, the biharmonic and
+copy-paste controls, and paired comparisons (configs ``phantom-study-detect`` / ``phantom-study-classify``).
 """
 
 from __future__ import annotations
@@ -22,55 +28,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from linop_core.demo_models import demo_model_path
 from linop_core.errors import LinopError
 from linop_core.progress import tqdm_progress
-from linop_core.vocab import Task
 
 PROG = "linop-bench"
-PRESETS = ("phantom",)
-
-
-# -- phantom preset ----------------------------------------------------------------------------------------------
-
-
-def prepare_phantom(config: Any, out: Path, progress: bool) -> dict[str, Any]:
-    """Make the phantom root and its synthetic set under ``out/data`` (kept and reused on reruns).
-
-    Returns facts for the report (which engine made the synthetic set and why).
-    """
-    from linop_core.engines import EngineSpec, make_engine
-    from linop_core.phantom import make_cxr_dataset, make_mammo_dataset
-    from linop_core.synthset.batch import BatchOptions, vindr_job, write_set
-
-    settings = config.phantom
-    modality = "mammo" if config.task == "detect" else "cxr"
-    root = out / "data" / modality
-    marker = root / ("breast-level_annotations.csv" if modality == "mammo" else "annotations/image_labels_test.csv")
-    if not marker.is_file():
-        make = make_mammo_dataset if modality == "mammo" else make_cxr_dataset
-        make(root, settings.n, settings.seed, progress=tqdm_progress(desc=f"phantom {modality}", enabled=progress))
-    task = Task.INPAINT if modality == "mammo" else Task.OUTPAINT
-    synthetic = out / "data" / f"{modality}-{task}-{settings.synth_units}units-seed{settings.seed}.h5"
-    model = demo_model_path(task)
-    spec = (EngineSpec(task=task) if model else EngineSpec.biharmonic(settings.engine_resolution))
-    if not synthetic.is_file():
-        job = vindr_job(root, BatchOptions(seed=settings.seed), make_engine(spec))
-        write_set(job, synthetic, n=settings.synth_units, progress=tqdm_progress(unit="image", enabled=progress))
-    config.data.root = str(root)
-    config.data.synthetic = str(synthetic)
-    if config.data.cache_dir is None:
-        config.data.cache_dir = str(out / "cache")
-    why = (f"bundled demo MAT model {model.name}" if model else
-           "biharmonic engine: the project bundles no demo MAT model yet (resources/models/ is empty)")  # fmt: skip
-    return {"phantom_data": f"{modality}, n={settings.n}, seed={settings.seed}", "synthesis": why}
+PRESETS = ("phantom", "study")
 
 
 # -- running -----------------------------------------------------------------------------------------------------
 
 
 def execute(config: Any, out: Path, *, progress: bool, extra_facts: dict[str, Any] | None = None,
-            preset: str | None = None, started: float | None = None) -> Path | None:  # fmt: skip
+            preset: str | None = None, started: float | None = None,
+            only: Sequence[str] = ()) -> Path | None:  # fmt: skip
     """Run the grid of ``config`` (this process's share of it under torchrun) and, on rank 0, the report."""
     import torch
 
@@ -86,7 +56,9 @@ def execute(config: Any, out: Path, *, progress: bool, extra_facts: dict[str, An
     info = init_distributed(config.device, timeout_s=14 * 24 * 3600.0)  # cells of other ranks may take days
     try:
         data = detection_data(config.data) if config.task == "detect" else classification_data(config.data)
-        cells = grid.grid_cells(config.grid.portions, config.grid.synthetic, config.grid.seeds)
+        sources = list(config.data.synthetic_sets or {}) or [""]
+        cells = grid.grid_cells(config.grid.portions, config.grid.synthetic, config.grid.seeds, sources)
+        chosen = grid.select_cells(cells, only)
         digest = hashlib.sha256(f"{config.digest()}:{data.identity()}".encode()).hexdigest()
         show = progress and info.is_main
 
@@ -95,15 +67,16 @@ def execute(config: Any, out: Path, *, progress: bool, extra_facts: dict[str, An
                 from trainer.bench.detect import run_detect_cell
 
                 return run_detect_cell(data, portion=cell.portion, synthetic_share=cell.synthetic, seed=cell.seed,
-                                       settings=config.train, image_size=config.data.image_size,
+                                       source=cell.source, settings=config.train, image_size=config.data.image_size,
                                        device=info.device, progress=bar)  # fmt: skip
             from trainer.bench.classify import run_classify_cell
 
             return run_classify_cell(data, portion=cell.portion, synthetic_share=cell.synthetic, seed=cell.seed,
-                                     settings=config.train, device=info.device, progress=bar)  # fmt: skip
+                                     source=cell.source, settings=config.train, device=info.device,
+                                     progress=bar)  # fmt: skip
 
         grid.run_grid(
-            cells, run_cell, out, digest, rank=info.rank, world=info.world,
+            chosen, run_cell, out, digest, rank=info.rank, world=info.world,
             progress=tqdm_progress(desc=f"{config.task} cells", enabled=show),
             cell_progress=(lambda c: tqdm_progress(desc=c.key, enabled=show, position=1, leave=False)),
         )  # fmt: skip
@@ -139,7 +112,8 @@ def run_task(task: str, args: argparse.Namespace, out: Path, started: float) -> 
 
     from trainer.bench.config import ConfigError, dump_config, load_config
 
-    source = args.config or (f"phantom-{task}" if args.preset == "phantom" else None)
+    preset_config = {"phantom": f"phantom-{task}", "study": f"phantom-study-{task}"}.get(args.preset or "")
+    source = args.config or preset_config
     if source is None:
         raise LinopError(f"{PROG} {task}: give --config CONFIG.yaml (or a shipped name: {task}, phantom-{task})")
     config = load_config(source, args.set)
@@ -148,7 +122,9 @@ def run_task(task: str, args: argparse.Namespace, out: Path, started: float) -> 
     if args.device:
         config.device = args.device
     facts: dict[str, Any] = {}
-    if args.preset == "phantom":
+    if args.preset in PRESETS:
+        from trainer.bench.phantom_prep import prepare_phantom
+
         if config.phantom is None:
             from trainer.bench.config import PhantomSettings
 
@@ -169,6 +145,8 @@ def run_task(task: str, args: argparse.Namespace, out: Path, started: float) -> 
         facts = json.loads(facts_file.read_text(encoding="utf-8"))
     if args.nproc > 1:
         argv = [task, "--config", str(resolved), "--out", str(out)]
+        for key in args.only:
+            argv += ["--only", key]
         if args.no_progress:
             argv.append("--no-progress")
         if args.preset:
@@ -180,25 +158,35 @@ def run_task(task: str, args: argparse.Namespace, out: Path, started: float) -> 
             raise LinopError(f"torchrun exited with status {code}; run the same command again to resume")
         return None  # rank 0 has written (and announced) the report
     return execute(config, out, progress=not args.no_progress, extra_facts=facts or None,
-                   preset=args.preset or args.preset_name, started=started)  # fmt: skip
+                   preset=args.preset or args.preset_name, started=started, only=args.only)  # fmt: skip
 
 
 def run_phantom(args: argparse.Namespace, out: Path) -> Path:
-    """Both phantom chains, then ``out/report.md`` joining the two reports (plots linked in their folders)."""
+    """Both phantom chains, then ``out/report.md`` joining the two reports (plots linked in their folders).
+
+    ``--preset study`` (the default is ``phantom``, the smoke run) writes the study report instead: headline
+    comparisons, per-cell counts, times and commands (:mod:`trainer.bench.study_report`).
+    """
     from linop_core.fileio import atomic_write_text
 
     started = time.monotonic()
-    args.preset, args.config = "phantom", None
-    parts = []
+    args.preset, args.config = args.preset or "phantom", None
+    parts, runs = [], {}
     for task in ("detect", "classify"):
-        t0 = time.monotonic()
+        t0, load0 = time.monotonic(), os.getloadavg()
         path = run_task(task, args, out / task, time.monotonic())
-        if path is None:
+        path = path or out / task / "report.md"  # with --nproc, rank 0 of torchrun wrote it
+        if not path.is_file():
             raise LinopError(f"the {task} grid did not write a report")
+        runs[task] = {"wall_seconds": time.monotonic() - t0, "load_start": load0, "load_end": os.getloadavg()}
         text = path.read_text(encoding="utf-8").replace("](", f"]({task}/").replace("# ", "## ", 1)
         parts.append(text + f"\nWall time of the {task} chain (data, synthesis, grid, report): "
                      f"{time.monotonic() - t0:.0f} s.\n")  # fmt: skip
     total = time.monotonic() - started
+    if args.preset == "study":
+        from trainer.bench.study_report import write_study_report
+
+        return write_study_report(out, runs, total_seconds=total, command=_command_line(args, out))
     head = ["# LINOP downstream benchmark: phantom end-to-end run", "",
             f"Command: `{PROG} phantom --out {out}`. Total wall time: {total:.0f} s ({total / 60:.1f} min) on "
             f"{os.cpu_count()} CPU core(s). Phantom images are procedural: the numbers show the pipeline "
@@ -206,6 +194,14 @@ def run_phantom(args: argparse.Namespace, out: Path) -> Path:
     path = out / "report.md"
     atomic_write_text(path, "\n".join(head) + "\n" + "\n".join(parts))
     return path
+
+
+def _command_line(args: argparse.Namespace, out: Path) -> str:
+    words = [PROG, "phantom", "--preset", str(args.preset)]
+    words += [w for item in args.set for w in ("--set", item)]
+    if args.nproc > 1:
+        words += ["--nproc", str(args.nproc)]
+    return " ".join([*words, "--out", str(out)])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,7 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set train.iterations=100 (repeatable)")  # fmt: skip
     parser.add_argument("--out", help="output folder (default runs/bench-<command>)")
-    parser.add_argument("--preset", choices=PRESETS, help="phantom: make phantom data and a synthetic set first")
+    parser.add_argument("--preset", choices=PRESETS, help="phantom: make phantom data and a synthetic set first "
+                        "(the smoke run); study: the phantom study (controls, power, paired comparisons)")
+    parser.add_argument("--only", action="append", default=[], metavar="CELL",
+                        help="run only this cell of the grid (its key, e.g. real100_syn50-mat_seed0; repeatable)")
     parser.add_argument("--preset-name", help=argparse.SUPPRESS)  # passed to torchrun workers for the report
     parser.add_argument("--nproc", type=int, default=1, help="processes (GPUs) through torchrun (default 1)")
     parser.add_argument("--device", help="cpu, cuda (default: CUDA when available)")
@@ -232,8 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.nproc < 1:
             raise LinopError("--nproc must be at least 1")
         if args.command == "phantom":
-            if args.nproc > 1:
-                raise LinopError("the phantom preset runs in one process; drop --nproc")
+            if args.only:
+                raise LinopError("--only names cells of one grid; use it with `linop-bench detect` or `classify`")
             path = run_phantom(args, out)
         else:
             path = run_task(args.command, args, out, time.monotonic())

@@ -18,8 +18,10 @@ from typing import Any, Literal
 from trainer.configfile import ConfigError, build, coerce, dump_yaml, read_yaml, set_overrides, to_plain
 
 Task = Literal["detect", "classify"]
-SHIPPED = ("detect", "classify", "phantom-detect", "phantom-classify")
+SHIPPED = ("detect", "classify", "phantom-detect", "phantom-classify", "phantom-study-detect",
+           "phantom-study-classify")
 ALL = "all"  # a synthetic share meaning "the whole (leak-filtered) synthetic set"
+PHANTOM_SOURCES = ("mat", "biharmonic", "copy-paste")  # synthetic sets the phantom presets can make
 
 
 @dataclass
@@ -28,6 +30,9 @@ class DataSettings:
 
     root: str = ""  # VinDr-Mammo root (detect) or VinDr-CXR root (classify)
     synthetic: str | None = None  # HDF5 set written by linop-export; needed for cells with a synthetic share
+    # Several synthetic sets compared in one grid, by name (e.g. {mat: a.h5, biharmonic: b.h5}): every cell
+    # with a synthetic share runs once per set. Replaces ``synthetic``.
+    synthetic_sets: dict[str, str] | None = None
     synthetic_decisions: list[str] | None = None  # e.g. [approved]; null: every sample
     split_level: Literal["study", "image"] = "study"
     split_seed: int = 0  # fixed across training seeds, so every seed is tested on the same images
@@ -70,6 +75,10 @@ class ClassifyTrainSettings:
     """CheXNet's recipe: Adam, lr divided by 10 when the validation loss plateaus, best validation loss kept."""
 
     epochs: int = 30
+    # null: an epoch is one pass over the training set (CheXNet). A number: every epoch draws this many images
+    # (whole passes in fresh orders, then part of one), so every cell takes the same number of steps whatever
+    # its real portion and synthetic share: more data is then more variety, not more training.
+    samples_per_epoch: int | None = None
     batch_size: int = 16
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -92,9 +101,12 @@ class PhantomSettings:
     """Sizes for ``--preset phantom``: phantom VinDr data, then a synthetic set made by linop-export."""
 
     n: int = 30  # studies (mammo) or images (cxr)
-    seed: int = 0
+    seed: int = 0  # the data seed: phantom images, synthetic sets and copy-paste donors all follow it
     synth_units: int = 30  # linop-export units (one synthetic image each)
     engine_resolution: int = 128  # biharmonic window side
+    # Synthetic sets to make and compare: mat (the bundled demo model), biharmonic (same boxes, no learned
+    # texture), copy-paste (real lesions pasted; see trainer.bench.copypaste). One entry: data.synthetic.
+    sources: list[str] = field(default_factory=lambda: ["mat"])
 
 
 @dataclass
@@ -116,12 +128,25 @@ class BenchConfig:
                 raise ConfigError("grid.synthetic", f"{s!r}: use a number >= 0 or {ALL!r}")
             if not isinstance(s, str) and s < 0:
                 raise ConfigError("grid.synthetic", f"{s}: must be >= 0")
+        if self.data.synthetic and self.data.synthetic_sets:
+            raise ConfigError("data.synthetic_sets", "give either data.synthetic or data.synthetic_sets, not both")
+        for name in self.data.synthetic_sets or {}:
+            if not name or not all(c.isalnum() or c in "-_" for c in name):
+                raise ConfigError("data.synthetic_sets", f"{name!r}: set names are letters, digits, '-' or '_'")
+        if self.phantom is not None:
+            unknown = [s for s in self.phantom.sources if s not in PHANTOM_SOURCES]
+            if unknown or not self.phantom.sources or len(set(self.phantom.sources)) != len(self.phantom.sources):
+                raise ConfigError("phantom.sources", f"{self.phantom.sources}: name each of "
+                                  f"{', '.join(PHANTOM_SOURCES)} at most once")  # fmt: skip
         if not self.grid.seeds or not self.grid.portions or not self.grid.synthetic:
             raise ConfigError("grid", "portions, synthetic and seeds each need at least one entry")
         if self.data.image_size < 32:
             raise ConfigError("data.image_size", f"{self.data.image_size} is too small (>= 32)")
         if not 0.0 < self.eval.level < 1.0:
             raise ConfigError("eval.level", f"{self.eval.level} must be in (0, 1)")
+        samples = getattr(self.train, "samples_per_epoch", None)
+        if samples is not None and samples < 2:
+            raise ConfigError("train.samples_per_epoch", f"{samples}: use null or at least 2 images")
         want = DetectTrainSettings if self.task == "detect" else ClassifyTrainSettings
         if not isinstance(self.train, want):
             raise ConfigError("train", f"task {self.task} needs {want.__name__} settings")

@@ -249,22 +249,47 @@ def synthetic_engines(base: Any) -> list[str]:
 
 @dataclass
 class BenchData:
-    """Real train/val/test datasets, the leak-filtered synthetic set and facts the report states."""
+    """Real train/val/test datasets, the leak-filtered synthetic set(s) and facts the report states.
+
+    ``synthetic_sets`` maps a set's name to its dataset; the single set of ``data.synthetic`` is named "".
+    """
 
     train: Dataset
     val: Dataset
     test: Dataset
-    synthetic: Dataset | None
+    synthetic_sets: dict[str, Dataset]
     facts: dict[str, Any]
+    held_out_studies: frozenset[str] = frozenset()  # studies of the validation and test splits
+
+    @property
+    def synthetic(self) -> Dataset | None:
+        return self.synthetic_sets.get("")
 
     def identity(self) -> str:
-        """SHA-256 of which images a cell trains and tests on (real split and synthetic set).
+        """SHA-256 of which images a cell trains and tests on (real split and synthetic set(s)).
 
         Part of a cell's config digest: a regenerated synthetic set or changed data invalidate old cells.
         """
-        keys = ("train_ids_sha256", "test_ids_sha256", "synthetic_export_id", "synthetic_total", "synthetic_usable")
-        text = json.dumps({k: self.facts.get(k) for k in keys}, sort_keys=True)
+        keys = ("train_ids_sha256", "test_ids_sha256", "synthetic_export_id", "synthetic_total", "synthetic_usable",
+                "synthetic_sets")  # fmt: skip
+        text = json.dumps({k: self.facts.get(k) for k in keys if k in self.facts or not k.endswith("sets")},
+                          sort_keys=True)  # fmt: skip
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _named_sets(settings: Any) -> dict[str, str]:
+    """The configured synthetic sets by name ("" for ``data.synthetic``)."""
+    if settings.synthetic_sets:
+        return dict(settings.synthetic_sets)
+    return {"": settings.synthetic} if settings.synthetic else {}
+
+
+def _set_facts(named: dict[str, tuple[Dataset, dict[str, Any]]]) -> dict[str, Any]:
+    """One set: its facts as they are (``synthetic_*``); several: one ``synthetic_sets`` entry per name."""
+    if set(named) == {""}:
+        return named[""][1]
+    return {"synthetic_sets": {name: {k.removeprefix("synthetic_"): v for k, v in facts.items()}
+                               for name, (_, facts) in named.items()}}  # fmt: skip
 
 
 def _split(study_ids: Sequence[str], settings: Any) -> Split:
@@ -304,22 +329,8 @@ def detection_data(settings: Any) -> BenchData:
         test = [r for r in test if mass_boxes(r)]
     _check_splits(settings.root, len(train), len(test))
     cache = ResizedImageCache(Path(settings.cache_dir) if settings.cache_dir else None)
-    held_out = {r.study_id for r in val} | {pool[i].study_id for i in split.test}
-    synthetic, synth_facts = None, {}
-    if settings.synthetic:
-        base = open_synthetic(settings.synthetic, settings.synthetic_decisions, _ResizeDetection(settings.image_size))
-        studies = base.meta["source_study_id"]
-        kinds = base.meta["dataset"]
-        rows = [i for i in range(len(base)) if str(studies[i]) not in held_out and str(kinds[i]) == "mammo"]
-        synthetic = SyntheticDetectionDataset(base, rows)
-        synth_facts = {
-            "synthetic_set": str(settings.synthetic),
-            "synthetic_export_id": str(base.attrs.get("export_id", "")),
-            "synthetic_engines": synthetic_engines(base),
-            "synthetic_total": len(base),
-            "synthetic_usable": len(rows),
-            "synthetic_excluded_held_out": len(base) - len(rows),
-        }
+    held_out = frozenset({r.study_id for r in val} | {pool[i].study_id for i in split.test})
+    named = {name: _detection_set(path, settings, held_out) for name, path in _named_sets(settings).items()}
     facts = {
         "dataset": "VinDr-Mammo",
         "root": str(settings.root),
@@ -335,15 +346,32 @@ def detection_data(settings: Any) -> BenchData:
         "train_ids_sha256": _ids_sha([r.image_id for r in train]),
         "test_ids_sha256": _ids_sha([r.image_id for r in test]),
         "image_size": settings.image_size,
-        **synth_facts,
+        **_set_facts(named),
     }
     return BenchData(
         train=MammoDetectionDataset(train, settings.image_size, cache),
         val=MammoDetectionDataset(val, settings.image_size, cache),
         test=MammoDetectionDataset(test, settings.image_size, cache),
-        synthetic=synthetic,
+        synthetic_sets={name: dataset for name, (dataset, _) in named.items()},
         facts=facts,
+        held_out_studies=held_out,
     )
+
+
+def _detection_set(path: str, settings: Any, held_out: frozenset[str]) -> tuple[Dataset, dict[str, Any]]:
+    """The mammography samples of an in-painting set whose source study is not held out, and their facts."""
+    base = open_synthetic(path, settings.synthetic_decisions, _ResizeDetection(settings.image_size))
+    studies = base.meta["source_study_id"]
+    kinds = base.meta["dataset"]
+    rows = [i for i in range(len(base)) if str(studies[i]) not in held_out and str(kinds[i]) == "mammo"]
+    return SyntheticDetectionDataset(base, rows), {
+        "synthetic_set": str(path),
+        "synthetic_export_id": str(base.attrs.get("export_id", "")),
+        "synthetic_engines": synthetic_engines(base),
+        "synthetic_total": len(base),
+        "synthetic_usable": len(rows),
+        "synthetic_excluded_held_out": len(base) - len(rows),
+    }
 
 
 def classification_data(settings: Any) -> BenchData:
@@ -359,29 +387,8 @@ def classification_data(settings: Any) -> BenchData:
     test = [pool[i] for i in split.test]
     _check_splits(settings.root, len(train), len(test))
     cache = ResizedImageCache(Path(settings.cache_dir) if settings.cache_dir else None)
-    held_out = {r.study_id for r, _ in val + test}
-    synthetic, synth_facts = None, {}
-    if settings.synthetic:
-        base = open_synthetic(
-            settings.synthetic, settings.synthetic_decisions, _ResizeClassification(settings.image_size)
-        )
-        rows, labels = [], []
-        for i in range(len(base)):
-            if str(base.meta["source_study_id"][i]) in held_out or str(base.meta["dataset"][i]) != "cxr":
-                continue
-            index = four_class_index(tuple(json.loads(base.meta["global_labels"][i])), settings.multi)
-            if index is not None:
-                rows.append(i)
-                labels.append(index)
-        synthetic = SyntheticClassificationDataset(base, rows, labels)
-        synth_facts = {
-            "synthetic_set": str(settings.synthetic),
-            "synthetic_export_id": str(base.attrs.get("export_id", "")),
-            "synthetic_engines": synthetic_engines(base),
-            "synthetic_total": len(base),
-            "synthetic_usable": len(rows),
-            "synthetic_class_counts": [labels.count(k) for k in range(4)],
-        }
+    held_out = frozenset(r.study_id for r, _ in val + test)
+    named = {name: _classification_set(path, settings, held_out) for name, path in _named_sets(settings).items()}
     facts = {
         "dataset": "VinDr-CXR",
         "root": str(settings.root),
@@ -397,15 +404,37 @@ def classification_data(settings: Any) -> BenchData:
         "train_ids_sha256": _ids_sha([r.image_id for r, _ in train]),
         "test_ids_sha256": _ids_sha([r.image_id for r, _ in test]),
         "image_size": settings.image_size,
-        **synth_facts,
+        **_set_facts(named),
     }
     return BenchData(
         train=CxrClassificationDataset(train, settings.image_size, cache),
         val=CxrClassificationDataset(val, settings.image_size, cache),
         test=CxrClassificationDataset(test, settings.image_size, cache),
-        synthetic=synthetic,
+        synthetic_sets={name: dataset for name, (dataset, _) in named.items()},
         facts=facts,
+        held_out_studies=held_out,
     )
+
+
+def _classification_set(path: str, settings: Any, held_out: frozenset[str]) -> tuple[Dataset, dict[str, Any]]:
+    """The chest X-rays of an out-painting set in the 4-class task whose source study is not held out."""
+    base = open_synthetic(path, settings.synthetic_decisions, _ResizeClassification(settings.image_size))
+    rows, labels = [], []
+    for i in range(len(base)):
+        if str(base.meta["source_study_id"][i]) in held_out or str(base.meta["dataset"][i]) != "cxr":
+            continue
+        index = four_class_index(tuple(json.loads(base.meta["global_labels"][i])), settings.multi)
+        if index is not None:
+            rows.append(i)
+            labels.append(index)
+    return SyntheticClassificationDataset(base, rows, labels), {
+        "synthetic_set": str(path),
+        "synthetic_export_id": str(base.attrs.get("export_id", "")),
+        "synthetic_engines": synthetic_engines(base),
+        "synthetic_total": len(base),
+        "synthetic_usable": len(rows),
+        "synthetic_class_counts": [labels.count(k) for k in range(4)],
+    }
 
 
 def cell_training_indices(n_real: int, n_synthetic: int, portion: float, share: float | str, seed: int
@@ -433,15 +462,21 @@ class CellTrainingSet:
     synthetic_available: int
 
 
-def cell_training_set(data: BenchData, portion: float, share: float | str, seed: int) -> CellTrainingSet:
-    """The real and synthetic items a cell trains on (see :func:`cell_training_indices`), as one dataset."""
+def cell_training_set(data: BenchData, portion: float, share: float | str, seed: int,
+                      source: str = "") -> CellTrainingSet:  # fmt: skip
+    """The real and synthetic items a cell trains on (see :func:`cell_training_indices`), as one dataset.
+
+    ``source`` names the synthetic set ("" for ``data.synthetic``).
+    """
     from trainer.bench.config import ConfigError
 
-    n_syn_total = len(data.synthetic) if data.synthetic is not None else 0
-    if share != 0 and data.synthetic is None:
-        raise ConfigError("data.synthetic", "the grid has synthetic shares > 0 but no synthetic set is given")
+    synthetic = data.synthetic_sets.get(source)
+    n_syn_total = len(synthetic) if synthetic is not None else 0
+    if share != 0 and synthetic is None:
+        where = "data.synthetic_sets" if source else "data.synthetic"
+        raise ConfigError(where, f"the grid has synthetic shares > 0 but no synthetic set {source!r} is given")
     real_idx, syn_idx = cell_training_indices(len(data.train), n_syn_total, portion, share, seed)
     parts: list[Dataset] = [Subset(data.train, real_idx)]
     if syn_idx:
-        parts.append(Subset(data.synthetic, syn_idx))  # type: ignore[arg-type]
+        parts.append(Subset(synthetic, syn_idx))  # type: ignore[arg-type]
     return CellTrainingSet(ConcatDataset(parts), len(real_idx), len(syn_idx), n_syn_total)

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from trainer.bench.cascade_rcnn import CascadeConfig, CascadeRCNN, cascade_rcnn_resnet50_fpn
+from trainer.bench.cascade_rcnn import CascadeConfig, CascadeRCNN, cascade_rcnn_fpn
 from trainer.bench.config import DetectTrainSettings
 from trainer.bench.data import BenchData, cell_training_set
 from trainer.bench.metrics import map50
@@ -41,20 +41,24 @@ def build_detector(settings: DetectTrainSettings, image_size: int) -> tuple[Casc
         raise ConfigError(f"train.model.{unknown[0]}", f"unknown; known keys: {', '.join(sorted(fields))}")
     overrides = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
                  for k, v in settings.model.items()}  # fmt: skip
-    cfg = CascadeConfig(**{**overrides, "min_size": image_size, "max_size": image_size})
+    try:
+        cfg = CascadeConfig(**{**overrides, "min_size": image_size, "max_size": image_size})
+    except (TypeError, ValueError) as exc:
+        from trainer.bench.config import ConfigError
+
+        raise ConfigError("train.model", str(exc)) from None
     weights_path: Path | None = None
     if settings.pretrained:
-        from torchvision.models import ResNet50_Weights
-
         from linop_core.weights import resolve_weights_file
 
         weights_path = resolve_weights_file(
-            settings.weights_file, ResNet50_Weights.IMAGENET1K_V1, what="the Cascade R-CNN ResNet-50 backbone"
-        )
-    model = cascade_rcnn_resnet50_fpn(cfg, backbone_weights=weights_path)
-    used = (
-        f"ImageNet ResNet-50 ({weights_path.name})" if weights_path else "random initialisation (no ImageNet weights)"
-    )
+            settings.weights_file, cfg.backbone.imagenet_weights,
+            what=f"the Cascade R-CNN {cfg.backbone.title} backbone",
+        )  # fmt: skip
+    model = cascade_rcnn_fpn(cfg, backbone_weights=weights_path)
+    net = f"{cfg.backbone.title} FPN-{cfg.fpn_channels}"
+    init = f"ImageNet ({weights_path.name})" if weights_path else "random initialisation (no ImageNet weights)"
+    used = f"{net}, {init}"
     return model, used
 
 
@@ -173,13 +177,15 @@ def run_detect_cell(
     portion: float,
     synthetic_share: float | str,
     seed: int,
+    source: str = "",
     settings: DetectTrainSettings,
     image_size: int,
     device: torch.device,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Train and test one (portion, synthetic share, seed) cell; returns its JSON-ready result."""
-    cell = cell_training_set(data, portion, synthetic_share, seed)
+    """Train and test one (portion, synthetic share, seed) cell on synthetic set ``source``; returns its
+    JSON-ready result."""
+    cell = cell_training_set(data, portion, synthetic_share, seed, source)
     generator = torch.Generator().manual_seed(seed)
     started = time.monotonic()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):

@@ -1,4 +1,7 @@
-"""The grid runner: cells (portion x synthetic share x seed), one result file per finished cell.
+"""The grid runner: cells (portion x synthetic share [x synthetic source] x seed), one result file per cell.
+
+A grid may compare several synthetic sets (sources, e.g. ``mat``, ``biharmonic``, ``copy-paste``): every cell
+with a synthetic share runs once per source, and the baseline (share 0) once, shared by all of them.
 
 A cell's result is written atomically to ``OUT/cells/<key>.json`` the moment it finishes, with the digest of
 the config it was made with; a rerun skips every cell whose file exists with the same digest, so an
@@ -13,6 +16,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,16 +34,31 @@ class Cell:
     portion: float  # share of the real training split
     synthetic: float | str  # share of the real training size in synthetic images, or "all"
     seed: int
+    source: str = ""  # which synthetic set ("" when the grid has one, and for the baseline)
 
     @property
     def key(self) -> str:
         syn = self.synthetic if isinstance(self.synthetic, str) else f"{100 * self.synthetic:g}"
-        return f"real{100 * self.portion:g}_syn{syn}_seed{self.seed}"
+        return f"real{100 * self.portion:g}_syn{syn}{'-' + self.source if self.source else ''}_seed{self.seed}"
 
 
-def grid_cells(portions: Sequence[float], synthetic: Sequence[float | str], seeds: Sequence[int]) -> list[Cell]:
-    """Every cell, seed-major, so that a partial run already covers the whole table once."""
-    return [Cell(p, s, seed) for seed in seeds for p in portions for s in synthetic]
+def grid_cells(portions: Sequence[float], synthetic: Sequence[float | str], seeds: Sequence[int],
+               sources: Sequence[str] = ("",)) -> list[Cell]:  # fmt: skip
+    """Every cell, seed-major, so that a partial run already covers the whole table once; a synthetic share
+    runs once per source, the baseline (share 0) once."""
+    return [Cell(p, s, seed, source) for seed in seeds for p in portions for s in synthetic
+            for source in (("",) if s == 0 else sources)]  # fmt: skip
+
+
+def select_cells(cells: Sequence[Cell], keys: Sequence[str]) -> list[Cell]:
+    """The cells named in ``keys`` (all when empty); an unknown key is an error listing the known ones."""
+    if not keys:
+        return list(cells)
+    known = {cell.key: cell for cell in cells}
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise LinopError(f"no cell {unknown[0]!r} in this grid; its cells are: {', '.join(known)}")
+    return [known[k] for k in dict.fromkeys(keys)]
 
 
 def cell_path(out_dir: Path, cell: Cell) -> Path:
@@ -82,12 +102,18 @@ def run_grid(
     computed: list[Cell] = []
     for done, cell in enumerate(mine, start=1):
         if read_cell(out_dir, cell, digest) is None:
+            wall, cpu = time.monotonic(), time.process_time()
             result = run_cell(cell, cell_progress(cell) if cell_progress is not None else None)
             record = {
-                "cell": asdict(cell),
+                # "source" only where the grid compares several sets: one-set records keep their old shape
+                "cell": {k: v for k, v in asdict(cell).items() if k != "source" or v},
                 "key": cell.key,
                 "config_sha256": digest,
                 "finished_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                # what the cell cost (training, validation and test) and how busy the machine was
+                "cell_seconds": round(time.monotonic() - wall, 1),
+                "cpu_seconds": round(time.process_time() - cpu, 1),
+                "load_average": [round(x, 2) for x in os.getloadavg()],
                 "result": result,
             }
             atomic_write_text(cell_path(out_dir, cell), json.dumps(record, allow_nan=True))
