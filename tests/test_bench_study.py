@@ -48,3 +48,32 @@ def test_study_preset_compares_three_matched_sets_and_reports_every_cell(tmp_pat
     assert "copy-paste" in text and "biharmonic" in text and "Δ" in text
     assert "--only real100_syn100-copy-paste_seed1" in text and "--only real25_synall-mat_seed1" in text
     assert "ResNet-18" in text or "resnet18" in text
+
+
+def test_a_kept_set_is_reused_only_at_the_precision_asked_for(tmp_path: Path) -> None:
+    from linop_core.demo_models import demo_model_path
+    from linop_core.engines import EngineSpec, make_engine
+    from linop_core.errors import LinopError
+    from linop_core.phantom import make_mammo_dataset
+    from linop_core.synthset.batch import BatchOptions, vindr_job, write_set
+    from linop_core.vocab import Task
+    from trainer.bench.phantom_prep import _check_set_dtype
+
+    if demo_model_path(Task.INPAINT) is None:
+        pytest.skip("no bundled demo inpainting model")
+    make_mammo_dataset(tmp_path / "mammo", 4, 0)
+    engine = make_engine(EngineSpec(task=Task.INPAINT, precision="fp32", device="cpu"))
+    path = tmp_path / "set.h5"
+    write_set(vindr_job(tmp_path / "mammo", BatchOptions(seed=0), engine), path, n=1)
+    _check_set_dtype(path, "float32")
+    with pytest.raises(LinopError, match=r"set\.h5: this synthetic set was made in float32, not bfloat16"):
+        _check_set_dtype(path, "bfloat16")
+
+
+def test_precision_reaches_the_study_command_line() -> None:
+    args = cli.build_parser().parse_args(["phantom", "--preset", "study", "--precision", "fp32"])
+    assert cli._command_line(args, Path("out")).endswith("--precision fp32 --out out")
+    auto = cli.build_parser().parse_args(["phantom", "--preset", "study"])
+    assert "--precision" not in cli._command_line(auto, Path("out"))
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["phantom", "--precision", "fp8"])

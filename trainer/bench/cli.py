@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from linop_core.errors import LinopError
+from linop_core.precision import Precision
 from linop_core.progress import tqdm_progress
 
 PROG = "linop-bench"
@@ -129,7 +130,7 @@ def run_task(task: str, args: argparse.Namespace, out: Path, started: float) -> 
             from trainer.bench.config import PhantomSettings
 
             config.phantom = PhantomSettings()
-        facts = prepare_phantom(config, out, not args.no_progress)
+        facts = prepare_phantom(config, out, not args.no_progress, precision=args.precision)
     elif not config.data.root:
         raise ConfigError("data.root", f"set the {'VinDr-Mammo' if task == 'detect' else 'VinDr-CXR'} root "
                                "(in the config or with --set data.root=PATH), or use --preset phantom")  # fmt: skip
@@ -199,6 +200,8 @@ def run_phantom(args: argparse.Namespace, out: Path) -> Path:
 def _command_line(args: argparse.Namespace, out: Path) -> str:
     words = [PROG, "phantom", "--preset", str(args.preset)]
     words += [w for item in args.set for w in ("--set", item)]
+    if args.precision != str(Precision.AUTO):
+        words += ["--precision", str(args.precision)]
     if args.nproc > 1:
         words += ["--nproc", str(args.nproc)]
     return " ".join([*words, "--out", str(out)])
@@ -220,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preset-name", help=argparse.SUPPRESS)  # passed to torchrun workers for the report
     parser.add_argument("--nproc", type=int, default=1, help="processes (GPUs) through torchrun (default 1)")
     parser.add_argument("--device", help="cpu, cuda (default: CUDA when available)")
+    parser.add_argument("--precision", choices=[str(p) for p in Precision], default=str(Precision.AUTO),
+                        help="precision of the MAT engine that makes a preset's synthetic set (auto: bf16 where "
+                        "the CPU or GPU computes it natively, fp32 otherwise; fp16 on a GPU only); the "
+                        "detectors and classifiers train in fp32")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 

@@ -16,10 +16,12 @@ and box. Files are kept and reused on reruns (and a half-written set resumes).
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
 from linop_core.demo_models import demo_model_path
+from linop_core.errors import LinopError
 from linop_core.progress import tqdm_progress
 from linop_core.vocab import Task
 
@@ -56,10 +58,12 @@ def _copy_paste_donors(config: Any, task: Task, split: str) -> Any:
     return donors_for(records, data.held_out_studies, task, split=split, normal_ids=normals)
 
 
-def prepare_phantom(config: Any, out: Path, progress: bool) -> dict[str, Any]:
+def prepare_phantom(config: Any, out: Path, progress: bool, *, precision: str = "auto") -> dict[str, Any]:
     """Make the phantom root and its synthetic set(s) under ``out/data`` and point ``config.data`` at them.
 
-    Returns facts for the report (which engine made each set and why).
+    ``precision`` is the MAT engine's (``auto``, ``fp32``, ``bf16``, ``fp16``); a set already on disk from an
+    earlier run is reused only when it was made at the same dtype. Returns facts for the report (which engine
+    made each set and why).
     """
     from linop_core.engines import EngineSpec, make_engine
     from linop_core.synthset.batch import BatchOptions, vindr_job, write_set
@@ -97,13 +101,18 @@ def prepare_phantom(config: Any, out: Path, progress: bool) -> dict[str, Any]:
             )
         else:
             use_mat = source == MAT and model is not None
-            spec = EngineSpec(task=task) if use_mat else EngineSpec.biharmonic(settings.engine_resolution)
-            if not path.is_file():
-                job = vindr_job(root, options, make_engine(spec))
-                write_set(job, path, n=settings.synth_units, progress=bar)
+            spec = (EngineSpec(task=task, precision=precision) if use_mat
+                    else EngineSpec.biharmonic(settings.engine_resolution))  # fmt: skip
+            engine = make_engine(spec)
+            dtype = engine.provenance().get("dtype") if use_mat else None
+            if path.is_file():
+                _check_set_dtype(path, dtype)
+            else:
+                write_set(vindr_job(root, options, engine), path, n=settings.synth_units, progress=bar)
             if source == MAT:
-                why = (f"bundled demo MAT model {model.name}" if model else "biharmonic engine: the project bundles "
-                       "no demo MAT model yet (resources/models/ is empty)")  # fmt: skip
+                why = (f"bundled demo MAT model {model.name} in {dtype} (--precision {precision})" if model
+                       else "biharmonic engine: the project bundles no demo MAT model yet (resources/models/ is "
+                       "empty)")  # fmt: skip
             else:
                 why = f"biharmonic engine at {settings.engine_resolution} px (same units, no learned texture)"
             facts["synthesis" if single else f"synthesis_{source}"] = why
@@ -113,3 +122,16 @@ def prepare_phantom(config: Any, out: Path, progress: bool) -> dict[str, Any]:
     else:
         config.data.synthetic_sets = paths
     return facts
+
+
+def _check_set_dtype(path: Path, dtype: object) -> None:
+    """Refuse to reuse a synthetic set made at another precision than the one asked for now."""
+    if dtype is None:
+        return
+    from linop_core.synthset.reader import load_header
+
+    _, table = load_header(path)
+    recorded = {json.loads(text or "{}").get("dtype") for text in table.get("engine_settings", [])} - {None}
+    if recorded and recorded != {dtype}:
+        raise LinopError(f"{path}: this synthetic set was made in {', '.join(sorted(map(str, recorded)))}, not "
+                         f"{dtype}; delete it (or give another --out) to make it again at this precision")
