@@ -48,6 +48,11 @@ def test_study_preset_compares_three_matched_sets_and_reports_every_cell(tmp_pat
     assert "copy-paste" in text and "biharmonic" in text and "Δ" in text
     assert "--only real100_syn100-copy-paste_seed1" in text and "--only real25_synall-mat_seed1" in text
     assert "ResNet-18" in text or "resnet18" in text
+    n_cells = sum(len(json.loads((tmp_path / t / "results.json").read_text())["cells"]) for t in runs)
+    fresh = write_study_report(tmp_path, runs, total_seconds=1e6, command="c").read_text()
+    assert "earlier invocation" not in fresh
+    resumed = write_study_report(tmp_path, runs, total_seconds=0.0, command="c").read_text()
+    assert f"{n_cells} of the {n_cells} cells were finished by an earlier invocation" in resumed
 
 
 def test_a_kept_set_is_reused_only_at_the_precision_asked_for(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -136,11 +137,16 @@ def write_study_report(out: Path, runs: dict[str, dict[str, Any]], *, total_seco
     seed = results["detect"]["config"]["phantom"]["seed"] if "detect" in results else "?"
     cpu = sum(c.get("cpu_seconds", 0.0) for r in results.values() for c in r["cells"])
     loads = [c["load_average"][0] for r in results.values() for c in r["cells"] if c.get("load_average")]
+    cells = [c for r in results.values() for c in r["cells"]]
+    started = datetime.now(UTC) - timedelta(seconds=total_seconds)
+    earlier = sum(1 for c in cells if c.get("finished_utc") and datetime.fromisoformat(c["finished_utc"]) < started)
+    resumed = (f" ({earlier} of the {len(cells)} cells were finished by an earlier invocation of the same command, "
+               "which this one resumed)") if earlier else ""  # fmt: skip
     lines = [
         f"# LINOP phantom study (data seed {seed}): Tables 1 and 2 with power, controls and paired comparisons",
         "",
-        f"Command: `{command}`. Wall time: {total_seconds / 60:.1f} min for both tables on {os.cpu_count()} "
-        f"CPU core(s) shared with other jobs; the cells took {cpu / 60:.1f} CPU-minutes (about "
+        f"Command: `{command}`. Wall time of this invocation: {total_seconds / 60:.1f} min for both tables on "
+        f"{os.cpu_count()} CPU core(s){resumed}; the cells took {cpu / 60:.1f} CPU-minutes (about "
         f"{cpu / 60 / max(os.cpu_count() or 1, 1):.0f} min of wall time on the same cores idle, data preparation "
         f"not counted). Load average (1 min) at the cells' ends: "
         f"{min(loads):.1f}-{max(loads):.1f}, median {sorted(loads)[len(loads) // 2]:.1f}." if loads else "",
