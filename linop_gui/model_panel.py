@@ -136,6 +136,11 @@ class ModelPanel(QWidget):
             if not ok:
                 item = self.device_combo.model().item(index)  # type: ignore[attr-defined]
                 item.setEnabled(False)
+        for combo in (self.precision_combo, self.device_combo):
+            # Sized by a short label, not the longest one ("Auto (bf16 where ...)"): the dock keeps its width and
+            # never scrolls sideways; the drop-down list still shows every label in full.
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(12)
         self.apply_button = QPushButton("Load", self)
         self.apply_button.setToolTip("Load this engine in the model thread (the current one stays until it works)")
         self.apply_button.clicked.connect(self._apply)

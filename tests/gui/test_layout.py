@@ -61,3 +61,20 @@ def test_a_screenshot_window_neither_restores_nor_saves_its_layout(qtbot, settin
     assert window.size() == window_layout.DEFAULT_SIZE
     window.close()
     assert settings.window_geometry() is None and settings.window_size() is None
+
+
+def test_side_panels_scroll_only_up_and_down(qtbot, settings, tmp_path) -> None:
+    """A panel wider than its dock gets a sideways scroll bar and cut-off labels (the Precision choice did)."""
+    from PySide6.QtWidgets import QScrollArea
+
+    window = MainWindow(settings, session_base=tmp_path / "sessions")
+    qtbot.addWidget(window)
+    controller = window.enable_generation()
+    window.show()
+    qtbot.waitExposed(window)
+    areas = [a for a in window.findChildren(QScrollArea) if a.widget() is not None and a.minimumWidth() > 0]
+    assert areas
+    for area in areas:
+        wanted = area.widget().minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width()
+        assert wanted <= area.minimumWidth(), (type(area.widget()).__name__, wanted, area.minimumWidth())
+    controller.shutdown()
