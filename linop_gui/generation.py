@@ -196,6 +196,7 @@ class GenerationController(QObject):
         if not tasks:
             ws.tell("Nothing to generate: paint the brush holes first", MessageLevel.WARNING)
             return None
+        ws.retract_message()  # "no box on this image" and the like are answered now
         request = GenerationRequest(entry.image_id, ws.image, tasks, seeds, options.anatomy_check)
         self._streamed = 0
         self.generation_job = self.model_worker.submit(partial(run_generation, request=request, session=ws.session),

@@ -395,7 +395,10 @@ class MainWindow(QMainWindow):
         self.commands.check(f"tool_{tool.value}")
 
     def _on_message(self, message: Message) -> None:
-        self.viewer.show_message(message.text, message.level)
+        if message.text:
+            self.viewer.show_message(message.text, message.level)
+        else:
+            self.viewer.message_bar.retract()
 
     # ------------------------------------------------------------------------------------------ dialogs
     def show_tags(self) -> None:

@@ -199,6 +199,13 @@ class MessageBar(QFrame):
         else:
             self._timer.stop()
 
+    def retract(self) -> None:
+        """The hint or warning shown no longer applies (the user did what it asked): hide it. An error stays
+        until closed, so a failure is never wiped away by the next action."""
+        if self.level is not MessageLevel.ERROR:
+            self._timer.stop()
+            self.hide()
+
     def text(self) -> str:
         return self.label.text() if self.isVisible() else ""
 

@@ -249,6 +249,10 @@ class Workspace:
         """A message for the user (shown in the viewer's message bar)."""
         self.message.notify(Message(text, MessageLevel(level)))
 
+    def retract_message(self) -> None:
+        """The last hint or warning no longer applies (an empty message; errors stay until closed)."""
+        self.message.notify(Message(""))
+
 
 def _valid_index(index: int | None, annotation: ImageAnnotation) -> int | None:
     return index if index is not None and 0 <= index < len(annotation.boxes) else None

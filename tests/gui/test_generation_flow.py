@@ -372,6 +372,7 @@ def test_a_refused_box_is_said_in_the_viewer_and_g_makes_the_selected_box(qtbot,
     window.workspace.select(0)
     generate_and_wait(qtbot, controller, 2)
     assert {e.box_index for e in window.workspace.session.candidates_for(image_id)} == {0}
+    assert not bar.isVisible()  # the refusal was answered by the next generation: no stale warning over the image
 
     # With no box selected, every box: the refused one is skipped and said, the other one made.
     window.workspace.select(None)
