@@ -15,7 +15,7 @@ from linop_core.catalog import CatalogEntry
 from linop_core.review.session import ImageAnnotation, LesionBox
 from linop_core.vocab import HoleKind, Task
 from linop_gui.theme import BOX_COLOR, BRUSH_RGBA, FINDING_COLOR, KEEP_COLOR, SELECTED_COLOR
-from linop_gui.tools import Box, expand_box
+from linop_gui.tools import Box, expand_box, label_rows
 
 FINDING_SOURCE = "finding"
 
@@ -173,9 +173,11 @@ class AnnotationLayer:
         if entry is None or not show:
             return
         selected = {tuple(b.box) for b in annotation.boxes if b.source == FINDING_SOURCE}
-        for finding in entry.findings:
-            if finding.box is None:
-                continue
+        findings = [f for f in entry.findings if f.box is not None]
+        extent = max((max(f.box[2], f.box[3]) for f in findings), default=1.0)
+        side = float(max(entry.height or 0, entry.width or 0) or extent)
+        rows = label_rows([(f.box[0], f.box[1]) for f in findings], near_x=0.2 * side, near_y=0.04 * side)
+        for finding, row in zip(findings, rows, strict=True):
             x0, y0, x1, y1 = finding.box
             rect = QGraphicsRectItem(QRectF(x0, y0, x1 - x0, y1 - y0))
             chosen = tuple(finding.box) in selected
@@ -190,7 +192,7 @@ class AnnotationLayer:
             if finding.score < 1.0:
                 label += f" · {finding.score:.2f}"
             text = pg.TextItem(label, color=(20, 20, 20), fill=pg.mkBrush(KEEP_COLOR if chosen else FINDING_COLOR),
-                               anchor=(0, 1))
+                               anchor=(0, 1 + row))  # stacked above labels it would hide
             text.setPos(x0, y0)
             text.setZValue(9)
             self.viewbox.addItem(text, ignoreBounds=True)

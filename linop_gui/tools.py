@@ -15,7 +15,7 @@ import base64
 import json
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
@@ -76,6 +76,18 @@ def expand_box(box: Box, margin: float, width: int, height: int) -> Box:
 
 def box_contains(box: Box, x: float, y: float) -> bool:
     return box[0] <= x < box[2] and box[1] <= y < box[3]
+
+
+def label_rows(corners: Sequence[tuple[float, float]], near_x: float, near_y: float) -> list[int]:
+    """The row of each box label drawn above its top-left corner ``corners[i]``: 0 on the corner, k stacked k label
+    heights higher. A label takes the lowest row where no earlier label of that row has a corner within
+    ``near_x`` / ``near_y`` image pixels of its own (VinDr-CXR gives several readers' boxes of one finding with
+    almost the same corner, whose labels would otherwise hide each other)."""
+    rows: list[int] = []
+    for i, (x, y) in enumerate(corners):
+        taken = {rows[j] for j, (u, v) in enumerate(corners[:i]) if abs(x - u) < near_x and abs(y - v) < near_y}
+        rows.append(next(row for row in range(len(corners)) if row not in taken))
+    return rows
 
 
 def box_area(box: Box) -> float:

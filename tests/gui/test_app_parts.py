@@ -14,6 +14,7 @@ from linop_gui.tools import (
     annotations_from_json,
     annotations_to_json,
     box_from_points,
+    label_rows,
     load_annotations,
     mask_bbox,
     paint_segment,
@@ -210,3 +211,14 @@ def test_pyramid_levels_are_block_means() -> None:
     assert half[1, 2] == round(data[2:4, 4:6].mean())
     floats = downsample_mean(data.astype(np.float32), 4)
     assert floats[0, 1] == pytest.approx(data[0:4, 4:8].mean())
+
+
+def test_finding_labels_at_nearly_the_same_corner_stack_instead_of_hiding_each_other() -> None:
+    # Three readers' boxes of one finding (VinDr-CXR) and one box far away.
+    corners = [(53.3, 248.5), (37.1, 245.0), (38.7, 250.7), (300.0, 40.0)]
+    assert label_rows(corners, near_x=100, near_y=20) == [0, 1, 2, 0]
+    # Corners apart by more than a label's reach share the first row.
+    assert label_rows([(0, 0), (0, 30), (150, 0)], near_x=100, near_y=20) == [0, 0, 0]
+    # A freed row is reused: the third label only collides with the second.
+    assert label_rows([(0, 0), (0, 15), (0, 30)], near_x=100, near_y=20) == [0, 1, 0]
+    assert label_rows([], near_x=1, near_y=1) == []
