@@ -238,8 +238,9 @@ def _to_native(unit: np.ndarray, source: _Source) -> np.ndarray:
     return native
 
 
-def _blend(src: np.ndarray, generated_native: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """``where(w > 0, round(w * gen + (1 - w) * src), src)`` in the source dtype."""
+def blend_native(src: np.ndarray, generated_native: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``where(w > 0, round(w * gen + (1 - w) * src), src)`` in the source dtype: pixels of weight 0 are ``src``
+    bit for bit (the contract :func:`verify_outside_unchanged` checks)."""
     w = weight.astype(np.float64)
     mixed = w * generated_native + (1.0 - w) * src.astype(np.float64)
     if np.issubdtype(src.dtype, np.integer):
@@ -382,7 +383,7 @@ def inpaint_lesion(
     def finish(seed: int, plane: np.ndarray) -> Candidate:
         back = _resize(plane[None, : win.model_height, : win.model_width], (win.height, win.width))[0]
         result = source.pixels.copy()
-        result[rows, cols] = _blend(crop, _to_native(back, source), weight)
+        result[rows, cols] = blend_native(crop, _to_native(back, source), weight)
         verify_outside_unchanged(source.pixels, result, weight_full, name=source.name)
         return Candidate(
             task=Task.INPAINT, image=result, generated=weight_full, boxes=(box,), box_labels=(request.category,),
@@ -492,7 +493,7 @@ def outpaint_around(
 
     def finish(seed: int, plane: np.ndarray) -> Candidate:
         back = _resize(plane[None, :model_h, :model_w], shape)[0]
-        result = _blend(source.pixels, _to_native(back, source), weight)
+        result = blend_native(source.pixels, _to_native(back, source), weight)
         verify_outside_unchanged(source.pixels, result, weight, name=source.name)
         return Candidate(
             task=Task.OUTPAINT, image=result, generated=weight, boxes=boxes, box_labels=tuple(request.box_labels),

@@ -331,7 +331,7 @@ def test_each_streamed_candidate_is_checked_before_it_is_handed_over(monkeypatch
     import linop_core.synthesis as synthesis
 
     source, _ = synthetic_mammogram((400, 320), seed=4)
-    blend = synthesis._blend
+    blend = synthesis.blend_native
     calls = {"n": 0}
 
     def broken_second(src, generated, weight):
@@ -341,7 +341,7 @@ def test_each_streamed_candidate_is_checked_before_it_is_handed_over(monkeypatch
             out[0, 0] += 1  # a pixel outside the hole changes: the paste-back contract is broken
         return out
 
-    monkeypatch.setattr(synthesis, "_blend", broken_second)
+    monkeypatch.setattr(synthesis, "blend_native", broken_second)
     handed: list[int] = []
     with pytest.raises(PasteIntegrityError):
         synthesis.synthesize(source, InpaintRequest((60.0, 160.0, 120.0, 220.0), seeds=[1, 2, 3]),

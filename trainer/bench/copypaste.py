@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from linop_core.candidate import Candidate
 from linop_core.dicom import DicomImage, VoiWindow, apply_window, choose_window, invert_window
 from linop_core.masks import Box
-from linop_core.synthesis import verify_outside_unchanged
+from linop_core.synthesis import blend_native, verify_outside_unchanged
 from linop_core.vocab import HoleKind, Task
 
 ENGINE = "copy-paste"
@@ -76,12 +76,7 @@ def blend_into(target: np.ndarray, window: VoiWindow, function: str, content_uni
     if content_unit.shape != target.shape or weight.shape != target.shape:
         raise ValueError(f"content {content_unit.shape} and weight {weight.shape} must match target {target.shape}")
     native = invert_window(np.clip(content_unit, 0.0, 1.0), window, function).astype(np.float64)
-    w = weight.astype(np.float64)
-    mixed = w * native + (1.0 - w) * target.astype(np.float64)
-    if np.issubdtype(target.dtype, np.integer):
-        info = np.iinfo(target.dtype)
-        mixed = np.clip(np.rint(mixed), info.min, info.max)
-    return np.where(weight > 0, mixed.astype(target.dtype), target)
+    return blend_native(target, native, weight)
 
 
 def resize_unit(planes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
