@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
-from PySide6.QtGui import QAction, QKeySequence, QMouseEvent
+from PySide6.QtGui import QAction, QMouseEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QAbstractButton, QApplication, QLabel, QMessageBox
+from shortcut_checks import listed_and_bound_keys
 from study_inputs import phantom_inputs
 
 import linop_gui
@@ -304,11 +305,7 @@ def test_h_lists_every_key_of_the_reading_view(qtbot, study_path: Path) -> None:
     key(qtbot, window, Qt.Key.Key_H)
     dialog = window._shortcut_dialog
     qtbot.addWidget(dialog)
-    rows = {dialog.tree.topLevelItem(i).child(j).text(1)
-            for i in range(dialog.tree.topLevelItemCount()) for j in range(dialog.tree.topLevelItem(i).childCount())}
-    listed = {k.strip() for row in rows for k in row.split(",")}
-    bound = {seq.toString(QKeySequence.SequenceFormat.NativeText)
-             for action in window.findChildren(QAction) for seq in action.shortcuts()}
+    listed, bound = listed_and_bound_keys(dialog, window)
     assert bound and bound <= listed, bound - listed
     assert {"1", "2", "3", "4", "5", "R", "S", "K", "Ctrl+1"} <= listed
     dialog.search.setText("synthetic")

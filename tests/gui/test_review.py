@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
+from shortcut_checks import listed_and_bound_keys
 
 from linop_gui.display import display_array
 from linop_gui.review import ReviewController
@@ -192,11 +192,7 @@ def test_h_lists_every_key_the_window_binds_and_finds_reject(qtbot, reviewing) -
     assert duplicate_keys(window.specs) == {}
     dialog = ShortcutDialog(window.specs, window)
     qtbot.addWidget(dialog)
-    rows = {dialog.tree.topLevelItem(i).child(j).text(1)
-            for i in range(dialog.tree.topLevelItemCount()) for j in range(dialog.tree.topLevelItem(i).childCount())}
-    listed = {k.strip() for row in rows for k in row.split(",")}
-    bound = {seq.toString(QKeySequence.SequenceFormat.NativeText)
-             for action in window.findChildren(QAction) for seq in action.shortcuts()}
+    listed, bound = listed_and_bound_keys(dialog, window)
     assert bound and bound <= listed, bound - listed
     assert {"Tab (hold)", "Space (hold)", "Y", "X", "M", "Alt+3"} <= listed
     dialog.search.setText("reject")
