@@ -38,6 +38,11 @@ class Precision(enum.StrEnum):
 DTYPES = {Precision.FP32: torch.float32, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}
 
 
+def dtype_name(dtype: torch.dtype | None) -> str:
+    """How provenance, the status bar and reports name a dtype ("float32", "bfloat16"); "" for none."""
+    return "" if dtype is None else str(dtype).removeprefix("torch.")
+
+
 @dataclass(frozen=True)
 class CpuFeatures:
     """The CPU instruction-set extensions that make bfloat16 native."""

@@ -34,6 +34,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from linop_core.engines import EngineSpec, make_engine
 from linop_core.errors import LinopError, ModelError
+from linop_core.precision import dtype_name
 
 _log = logging.getLogger("linop_gui.worker")
 
@@ -161,7 +162,7 @@ def engine_info(engine: Any, spec: EngineSpec | None = None) -> EngineInfo:
         free_bytes=int(free) if free is not None else None,
         total_bytes=int(total) if total is not None else None,
         note=spec.note if spec is not None else "",
-        dtype=str(getattr(engine, "dtype", "") or "").removeprefix("torch."),
+        dtype=dtype_name(getattr(engine, "dtype", None)),
         precision=str(getattr(engine, "precision", "") or ""),
     )
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from linop_core.errors import LinopError
-from linop_core.precision import CpuFeatures, Precision, parse_precision, resolve_precision
+from linop_core.precision import CpuFeatures, Precision, dtype_name, parse_precision, resolve_precision
 
 PLAIN_CPU = CpuFeatures()
 BF16_CPU = CpuFeatures.from_flags("fpu sse2 avx2 avx512f avx512_bf16")
@@ -81,6 +81,12 @@ def test_the_engine_factory_resolves_the_precision_and_records_the_choice(tmp_pa
     auto = make_engine(EngineSpec(checkpoint=str(path), device="cpu"))
     assert auto.provenance()["precision"] == "auto"
     assert auto.dtype == resolve_precision("auto", "cpu")
+    # The spec knows its dtype without loading anything, and it is the one the engine runs in.
+    for engine, spec in ((exact, EngineSpec(checkpoint="absent.pt", device="cpu", precision="fp32")),
+                         (fast, EngineSpec(checkpoint="absent.pt", device="cpu", precision="bf16")),
+                         (auto, EngineSpec(checkpoint="absent.pt", device="cpu"))):  # fmt: skip
+        assert spec.dtype() == engine.dtype and dtype_name(spec.dtype()) == engine.provenance()["dtype"]
+    assert EngineSpec.biharmonic(64).dtype() is None and dtype_name(None) == ""
     with pytest.raises(LinopError, match="fp16 runs only on CUDA"):
         make_engine(EngineSpec(checkpoint=str(path), device="cpu", precision="fp16"))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from linop_core.demo_models import demo_model_path
 from linop_core.engines.base import Engine
@@ -21,6 +22,9 @@ from linop_core.model.checkpoint import load_generator
 from linop_core.model.presets import build_generator
 from linop_core.precision import Precision, parse_precision, resolve_precision
 from linop_core.vocab import Task
+
+if TYPE_CHECKING:
+    import torch
 
 
 class EngineKind(StrEnum):
@@ -60,6 +64,13 @@ class EngineSpec:
     def biharmonic(cls, resolution: int = 256, *, device: str | None = None, note: str = "") -> EngineSpec:
         return cls(EngineKind.BIHARMONIC, resolution=resolution, device=device, note=note)
 
+    def dtype(self, device: torch.device | None = None) -> torch.dtype | None:
+        """The dtype :func:`make_engine` runs this spec's MAT engine in (``precision`` on ``device``, default
+        this spec's), found without loading a checkpoint; None for the biharmonic engine, which has none."""
+        if self.kind is EngineKind.BIHARMONIC:
+            return None
+        return resolve_precision(self.precision, device if device is not None else pick_device(self.device))
+
     def resolved(self) -> EngineSpec:
         """This spec with the demo checkpoint filled in where a MAT spec names none (raises if absent)."""
         if self.kind is not EngineKind.MAT or self.checkpoint is not None:
@@ -91,8 +102,8 @@ def make_engine(spec: EngineSpec) -> Engine:
     if not path.is_file():
         raise ModelError(path, "checkpoint file not found; pass an existing .pt or imported official checkpoint")
     device = pick_device(spec.device)
-    dtype = resolve_precision(spec.precision, device)
-    options = {"device": device, "dtype": dtype, "batch_size": spec.batch_size, "precision": str(spec.precision)}
+    options = {"device": device, "dtype": spec.dtype(device), "batch_size": spec.batch_size,
+               "precision": str(spec.precision)}  # fmt: skip
     if spec.random_weights_seed is None:
         return MatEngine(path, **options)
     _, checkpoint = load_generator(path)

@@ -17,6 +17,7 @@ from linop_core.engines.device import is_out_of_memory, pick_device, release_mem
 from linop_core.errors import LinopError, ModelError
 from linop_core.hashing import sha256_file
 from linop_core.model.checkpoint import load_generator
+from linop_core.precision import dtype_name
 
 _log = logging.getLogger("linop_core.engines")
 
@@ -81,7 +82,7 @@ class MatEngine:
         self.truncation_psi = float(truncation_psi)
         self.noise_mode = noise_mode
         # what the user asked for ("auto", "bf16", ...), recorded beside the dtype it resolved to
-        self.precision = precision or str(self.dtype).removeprefix("torch.")
+        self.precision = precision or dtype_name(self.dtype)
 
     def provenance(self) -> dict[str, Any]:
         return {
@@ -90,7 +91,7 @@ class MatEngine:
             "checkpoint_sha256": self.checkpoint_sha256,
             "checkpoint_path": self.source,
             "device": str(self.device),
-            "dtype": str(self.dtype).removeprefix("torch."),
+            "dtype": dtype_name(self.dtype),
             "precision": self.precision,
             "noise_mode": self.noise_mode,
             "truncation_psi": self.truncation_psi,

@@ -22,6 +22,7 @@ from typing import Any
 
 from linop_core.demo_models import demo_model_path
 from linop_core.errors import LinopError
+from linop_core.precision import dtype_name
 from linop_core.progress import tqdm_progress
 from linop_core.vocab import Task
 
@@ -103,12 +104,11 @@ def prepare_phantom(config: Any, out: Path, progress: bool, *, precision: str = 
             use_mat = source == MAT and model is not None
             spec = (EngineSpec(task=task, precision=precision) if use_mat
                     else EngineSpec.biharmonic(settings.engine_resolution))  # fmt: skip
-            engine = make_engine(spec)
-            dtype = engine.provenance().get("dtype") if use_mat else None
-            if path.is_file():
+            dtype = dtype_name(spec.dtype())
+            if path.is_file():  # kept from an earlier run: no model to load, only its precision to check
                 _check_set_dtype(path, dtype)
             else:
-                write_set(vindr_job(root, options, engine), path, n=settings.synth_units, progress=bar)
+                write_set(vindr_job(root, options, make_engine(spec)), path, n=settings.synth_units, progress=bar)
             if source == MAT:
                 why = (f"bundled demo MAT model {model.name} in {dtype} (--precision {precision})" if model
                        else "biharmonic engine: the project bundles no demo MAT model yet (resources/models/ is "
@@ -124,9 +124,9 @@ def prepare_phantom(config: Any, out: Path, progress: bool, *, precision: str = 
     return facts
 
 
-def _check_set_dtype(path: Path, dtype: object) -> None:
-    """Refuse to reuse a synthetic set made at another precision than the one asked for now."""
-    if dtype is None:
+def _check_set_dtype(path: Path, dtype: str) -> None:
+    """Refuse to reuse a synthetic set made at another precision than the one asked for now ("": none asked)."""
+    if not dtype:
         return
     from linop_core.synthset.reader import load_header
 
